@@ -1,0 +1,111 @@
+"""Workflow configuration: loading, schema validation and early checks of input paths.
+
+Errors name the offending key (``fmri.glm.method``) or file so that a bad config is refused
+before any job runs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value or an input path named by the configuration is invalid."""
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    """Read the JSON schema (YAML-encoded) of the workflow configuration."""
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def _key(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = _key(error)
+        keys = ", ".join(f"{where}.{k}" if where != "<top level>" else k for k in extra)
+        return f"unknown config key(s): {keys} (allowed here: {', '.join(allowed)})"
+    if error.validator == "required":
+        return f"config key {_key(error)}: {error.message}"
+    return f"config key {_key(error)}: {error.message}"
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Validate ``config`` against the workflow schema.
+
+    Parameters
+    ----------
+    config : dict
+        The parsed configuration.
+    schema : dict, optional
+        Defaults to ``config/config.schema.yaml``.
+
+    Returns
+    -------
+    dict
+        ``config`` itself, unchanged.
+
+    Raises
+    ------
+    ConfigError
+        Listing every violation, each naming its dotted key.
+    """
+    schema = schema or load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
+    return config
+
+
+def check_bids_root(root: str, modality: str) -> Path | None:
+    """Check that a configured BIDS root exists and looks like a BIDS dataset.
+
+    Parameters
+    ----------
+    root : str
+        The configured ``<modality>.bids_root``; empty means "simulate" and returns None.
+    modality : {"fmri", "eeg"}
+        Which section the path came from, for the error message.
+
+    Raises
+    ------
+    ConfigError
+        When the folder is missing, has no ``dataset_description.json`` or no ``sub-*`` folder.
+    """
+    if not root:
+        return None
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"config key {modality}.bids_root: folder {path} does not exist")
+    if not (path / "dataset_description.json").is_file():
+        raise ConfigError(
+            f"config key {modality}.bids_root: {path} has no dataset_description.json (not a BIDS dataset)"
+        )
+    if not any(p.is_dir() for p in path.glob("sub-*")):
+        raise ConfigError(f"config key {modality}.bids_root: {path} has no sub-* folders")
+    return path
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and validate a YAML configuration file; errors name the file."""
+    path = Path(path)
+    try:
+        with open(path) as f:
+            config = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc}") from exc
+    try:
+        return validate_config(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

@@ -1,0 +1,39 @@
+# EEG decoders (BaseNet + channel attention, EEGNet, ShallowConvNet, CSP+LDA, TS+LR) per
+# subject x protocol x model. `within`: train session 1, test session 2; `loso`: the subject held out.
+EM = config["eeg_models"]
+
+
+def eeg_model_inputs(wildcards):
+    subjects = EEG_SUBJECTS if wildcards.protocol == "loso" else [wildcards.subject]
+    return [epochs_path(s) for s in subjects]
+
+
+rule eeg_model:
+    input:
+        epochs=eeg_model_inputs,
+    output:
+        scores=f"{R}/sub-{{subject}}/eeg/models/sub-{{subject}}_protocol-{{protocol}}_model-{{model}}_scores.tsv",
+        pred=f"{R}/sub-{{subject}}/eeg/models/sub-{{subject}}_protocol-{{protocol}}_model-{{model}}_pred.h5",
+    params:
+        cfg=EM,
+        eeg=config["eeg"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        f"{R}/logs/eeg_model/sub-{{subject}}_protocol-{{protocol}}_model-{{model}}.log",
+    benchmark:
+        f"{R}/benchmarks/eeg_model/sub-{{subject}}_protocol-{{protocol}}_model-{{model}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    script:
+        "scripts/eeg_model.py"
+
+
+SCORE_FILES += expand(
+    rules.eeg_model.output.scores,
+    subject=EEG_SUBJECTS,
+    protocol=[p for p in EM["protocols"] if p == "within" or len(EEG_SUBJECTS) > 1],
+    model=EM["models"],
+)

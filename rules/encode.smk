@@ -1,0 +1,37 @@
+# Brain encoders per subject x backbone x layer x model: routing (attention), ridge and
+# spatial-feature baselines. Each job writes held-out predictions and leaderboard rows.
+ENCODE = config["encode"]
+
+
+rule encode:
+    input:
+        betas=lambda w: betas_path(w.subject),
+        features=f"{R}/features/{{backbone}}/features.h5",
+        split=f"{R}/splits/images.tsv",
+    output:
+        pred=f"{R}/sub-{{subject}}/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-{{model}}_pred.h5",
+        scores=f"{R}/sub-{{subject}}/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-{{model}}_scores.tsv",
+    params:
+        model_cfg=lambda w: ENCODE.get(w.model.split("_")[0] if w.model.startswith("ridge") else w.model, {}),
+        ridge=ENCODE["ridge"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        f"{R}/logs/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-{{model}}.log",
+    benchmark:
+        f"{R}/benchmarks/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-{{model}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "scripts/encode.py"
+
+
+SCORE_FILES += expand(
+    rules.encode.output.scores,
+    subject=FMRI_SUBJECTS,
+    backbone=[ENCODE["backbone"]],
+    layer=ENCODE["layers"],
+    model=ENCODE["models"],
+)

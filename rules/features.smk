@@ -1,0 +1,58 @@
+# Network features: train the default backbone on the stimuli, then extract and cache layers.
+
+
+def backbone_cfg(name):
+    return config["features"]["backbones"][name]
+
+
+def backbone_weights(wildcards):
+    w = backbone_cfg(wildcards.backbone).get("weights")
+    return [f"{R}/features/{wildcards.backbone}/weights.pt"] if w == "train" else []
+
+
+rule train_backbone:
+    input:
+        dataset=fmri_dataset,
+    output:
+        f"{R}/features/{{backbone}}/weights.pt",
+    params:
+        bids_root=fmri_root(),
+        backbone=lambda w: backbone_cfg(w.backbone),
+        training=config["backbone_training"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        f"{R}/logs/train_backbone/{{backbone}}.log",
+    benchmark:
+        f"{R}/benchmarks/train_backbone/{{backbone}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "scripts/train_backbone.py"
+
+
+rule extract_features:
+    input:
+        dataset=fmri_dataset,
+        split=f"{R}/splits/images.tsv",
+        weights=backbone_weights,
+    output:
+        f"{R}/features/{{backbone}}/features.h5",
+    params:
+        bids_root=fmri_root(),
+        backbone=lambda w: backbone_cfg(w.backbone),
+        features=lambda w: {k: v for k, v in config["features"].items() if k != "backbones"},
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        f"{R}/logs/extract_features/{{backbone}}.log",
+    benchmark:
+        f"{R}/benchmarks/extract_features/{{backbone}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "scripts/extract_features.py"

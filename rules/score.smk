@@ -1,0 +1,38 @@
+# Brain-Score-style scoring: layer commitment per subject, and the one leaderboard.
+
+
+rule layer_commitment:
+    input:
+        betas=lambda w: betas_path(w.subject),
+        features=f"{R}/features/{{backbone}}/features.h5",
+        split=f"{R}/splits/images.tsv",
+    output:
+        scores=f"{R}/sub-{{subject}}/scores/sub-{{subject}}_backbone-{{backbone}}_desc-commitment_scores.tsv",
+        layers=f"{R}/sub-{{subject}}/scores/sub-{{subject}}_backbone-{{backbone}}_desc-commitment_layers.tsv",
+    params:
+        scoring=config["scoring"],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/layer_commitment/sub-{{subject}}_backbone-{{backbone}}.log",
+    benchmark:
+        f"{R}/benchmarks/layer_commitment/sub-{{subject}}_backbone-{{backbone}}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "scripts/layer_commitment.py"
+
+
+if config["scoring"]["commit_layers"]:
+    SCORE_FILES += expand(rules.layer_commitment.output.scores, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]])
+
+
+rule leaderboard:
+    input:
+        SCORE_FILES,
+    output:
+        table=f"{R}/scores/leaderboard.tsv",
+    log:
+        f"{R}/logs/leaderboard.log",
+    script:
+        "scripts/leaderboard.py"

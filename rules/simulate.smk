@@ -1,0 +1,32 @@
+# Simulated BIDS datasets with known ground truth (used when fmri/eeg bids_root is empty).
+
+
+rule simulate_fmri:
+    output:
+        f"{SIM}/fmri/dataset_description.json",
+    params:
+        sim=config["simulate"],
+        task=FMRI_TASK,
+        seed=config["seed"],
+    log:
+        f"{R}/logs/simulate_fmri.log",
+    benchmark:
+        f"{R}/benchmarks/simulate_fmri.tsv"
+    script:
+        "scripts/simulate_fmri.py"
+
+
+rule simulate_eeg:
+    output:
+        f"{SIM}/eeg/dataset_description.json",
+    params:
+        sim=config["simulate"]["eeg"],
+        task=EEG_TASK,
+        events=config["eeg"]["events"],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/simulate_eeg.log",
+    benchmark:
+        f"{R}/benchmarks/simulate_eeg.tsv"
+    script:
+        "scripts/simulate_eeg.py"
