@@ -1,0 +1,25 @@
+"""Models: scikit-learn style estimators wrapping torch modules.
+
+``RoutingEncoder`` (attention routing over feature tokens), ``InContextEncoder`` /
+``InContextDecoder`` (cross-subject, no fine-tuning) and ``BaseNet`` (EEG, channel attention).
+Imported lazily so that ``import neuroattn.models`` stays cheap.
+"""
+_LAZY = {
+    "RoutingEncoder": "routing",
+    "SpatialFeatureEncoder": "baselines",
+    "RidgeEncoder": "baselines",
+    "InContextEncoder": "incontext",
+    "InContextDecoder": "incontext",
+    "BaseNet": "eeg_attention",
+    "ATTENTION_MODULES": "eeg_attention",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'neuroattn.models' has no attribute {name!r}")
