@@ -1,0 +1,16 @@
+"""Brain-Score-style metrics over numpy arrays (n_stimuli, n_units), each returning a :class:`Score`.
+
+Predictivity (cross-validated PLS / ridge, Pearson r per unit), noise ceilings (split-half internal
+consistency, NSD ncsnr), representational similarity (RSA, CKA, SSM), decoding (top-k retrieval,
+accuracy, kappa), layer commitment and subsampling curves.  Definitions follow Brain-Score and
+NSD/Algonauts (references.md sections 4-6).
+"""
+from .ceiling import (ceiled_explained_variance, internal_consistency, ncsnr, noise_normalized_r2,
+                      nsd_noise_ceiling, spearman_brown)
+from .decoding import accuracy, cohen_kappa, topk_retrieval
+from .score import Score, pearson_r
+
+__all__ = [
+    "Score", "pearson_r", "ncsnr", "nsd_noise_ceiling", "noise_normalized_r2", "ceiled_explained_variance",
+    "internal_consistency", "spearman_brown", "topk_retrieval", "accuracy", "cohen_kappa",
+]
