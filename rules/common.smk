@@ -68,3 +68,12 @@ def epochs_path(subject):
 
 # Each stage's .smk appends the score TSVs it produces; rules/score.smk gathers them all.
 SCORE_FILES = []
+
+# Resources: memory grows with each retry (profiles set retries); a GPU is asked for only when
+# config device is cuda.
+GPU = 1 if config["device"] == "cuda" else 0
+
+
+def mem_mb(base):
+    """Memory request that doubles on the second attempt, triples on the third."""
+    return lambda wildcards, attempt: base * attempt
