@@ -1,0 +1,122 @@
+"""Matplotlib figures for the reports. Each function returns a Figure (the caller embeds it)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def metric_bars(df: pd.DataFrame, metric: str, title: str | None = None):
+    """Bars of ``metric`` per target (x) and model (colour): mean over subjects, error = SEM.
+
+    Ceilings, when present, are drawn as black ticks over the bars.
+    """
+    d = df[df.metric == metric]
+    targets = sorted(d.target.unique())
+    models = sorted(d.model.unique())
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(targets) * max(1, len(models)) ** 0.5 + 2), 3.6))
+    width = 0.8 / max(1, len(models))
+    x = np.arange(len(targets))
+    for i, m in enumerate(models):
+        g = d[d.model == m].groupby("target")["value"]
+        mean = g.mean().reindex(targets)
+        sem = (g.std(ddof=1) / np.sqrt(g.count())).reindex(targets).fillna(0)
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, mean, width, yerr=sem, label=m, capsize=2)
+    ceil = d.groupby("target")["ceiling"].mean().reindex(targets)
+    if ceil.notna().any():
+        ax.scatter(x, ceil, marker="_", s=400, color="k", label="ceiling", zorder=3)
+    ax.set_xticks(x, targets, rotation=30, ha="right")
+    ax.set_ylabel(metric)
+    ax.set_title(title or metric)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.legend(fontsize=7, ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def curve(x, ys: dict, xlabel: str, ylabel: str, title: str, chance: float | None = None):
+    """Lines of y against x for each label in ``ys`` (values: (mean, sem) arrays or a mean array)."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for label, y in ys.items():
+        mean, err = (y if isinstance(y, tuple) else (np.asarray(y), None))
+        ax.errorbar(x, mean, yerr=err, marker="o", label=label, capsize=2)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def ceiling_hist(nc_by_roi: dict):
+    """Histogram of voxel noise ceilings per ROI."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for roi, nc in nc_by_roi.items():
+        ax.hist(np.asarray(nc)[np.isfinite(nc)], bins=20, range=(0, 1), histtype="step", label=roi)
+    ax.set_xlabel("noise ceiling (fraction of variance)")
+    ax.set_ylabel("voxels")
+    ax.legend(fontsize=6, ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images, titles, overlays=None, ncols=6, cmap="inferno"):
+    """Images in a grid, optionally with a heat map (any resolution) blended over each."""
+    n = len(images)
+    ncols = min(ncols, n) or 1
+    nrows = int(np.ceil(n / ncols)) or 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.7 * ncols, 1.9 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, (img, title) in enumerate(zip(images, titles)):
+        ax = axes.ravel()[k]
+        ax.imshow(img)
+        if overlays is not None and overlays[k] is not None:
+            h, w = np.asarray(img).shape[:2]
+            ax.imshow(overlays[k], cmap=cmap, alpha=0.55, extent=(0, w, h, 0), interpolation="bilinear")
+        ax.set_title(title, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(cm, classes, title):
+    """A confusion matrix (rows: true, columns: predicted) with counts."""
+    cm = np.asarray(cm)
+    fig, ax = plt.subplots(figsize=(3.2, 3.0))
+    ax.imshow(cm, cmap="Blues")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{cm[i, j]:g}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def channel_quality(ch_names, std_uv, title="channel standard deviation (uV)"):
+    """Bar chart of per-channel standard deviation across epochs."""
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    ax.bar(range(len(ch_names)), std_uv, color="#4a7")
+    ax.set_xticks(range(len(ch_names)), ch_names, rotation=90, fontsize=7)
+    ax.set_ylabel("uV")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def roi_map(dseg_path, title):
+    """ROIs of one subject drawn on nilearn's bundled MNI152 template (no download)."""
+    from nilearn import datasets, plotting
+
+    fig = plt.figure(figsize=(7, 2.6))
+    plotting.plot_roi(str(dseg_path), bg_img=datasets.load_mni152_template(resolution=2), figure=fig,
+                      title=title, display_mode="ortho", draw_cross=False, cmap="tab20")
+    return fig
