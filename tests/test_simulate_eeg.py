@@ -1,0 +1,172 @@
+"""Simulated motor-imagery EEG BIDS dataset: layout, determinism, planted class effects, validator."""
+import json
+import os
+import runpy
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuroattn.data.simulate_eeg import CHANNELS, simulate_eeg_dataset
+
+mne = pytest.importorskip("mne")
+mne_bids = pytest.importorskip("mne_bids")
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = dict(n_subjects=2, n_sessions=2, n_runs=1, trials_per_class_per_run=8, sfreq=125.0, seed=3)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return simulate_eeg_dataset(tmp_path_factory.mktemp("sim") / "eeg", **TINY)
+
+
+def _read(root, sub, ses, run="01"):
+    bp = mne_bids.BIDSPath(subject=sub, session=ses, task="motorimagery", run=run, datatype="eeg", root=root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mne_bids.read_raw_bids(bp, verbose=False)
+
+
+def test_layout_channels_and_events(dataset):
+    edfs = sorted(dataset.rglob("*_eeg.edf"))
+    assert [p.name for p in edfs] == [
+        f"sub-{s}_ses-{k}_task-motorimagery_run-01_eeg.edf" for s in ("01", "02") for k in ("01", "02")
+    ]
+    for edf in edfs:
+        stem = str(edf)[: -len("_eeg.edf")]
+        ch = pd.read_csv(stem + "_channels.tsv", sep="\t")
+        assert ch["name"].tolist() == list(CHANNELS)
+        assert set(ch["type"]) == {"EEG"}
+        ev = pd.read_csv(stem + "_events.tsv", sep="\t")
+        assert ev["trial_type"].value_counts().to_dict() == {c: 8 for c in ("left_hand", "right_hand", "feet", "tongue")}
+        assert np.allclose(ev["duration"], 4.0)
+        side = json.loads(Path(stem + "_eeg.json").read_text())
+        assert side["SamplingFrequency"] == 125.0 and side["PowerLineFrequency"] == 50.0
+    raw = _read(dataset, "01", "02")
+    assert raw.info["sfreq"] == 125.0 and raw.ch_names == list(CHANNELS)
+    # onsets in events.tsv match the truth table, and every trial ends inside the recording
+    truth = pd.read_csv(dataset / "derivatives/truth/sub-01/sub-01_ses-02_task-motorimagery_run-01_trials.tsv", sep="\t")
+    ev = pd.read_csv(str(edfs[1])[: -len("_eeg.edf")] + "_events.tsv", sep="\t")
+    np.testing.assert_allclose(ev["onset"], truth["onset"], atol=1e-3)
+    assert (ev["trial_type"] == truth["trial_type"]).all()
+    assert truth["onset"].max() + 4.0 < raw.times[-1]
+    # scalp amplitudes in a physiological range (volts): tens of microvolts
+    rms = raw.get_data().std(axis=1)
+    assert np.median(rms) > 3e-6 and np.median(rms) < 60e-6
+
+
+def test_ground_truth_files(dataset):
+    truth = json.loads((dataset / "derivatives/truth/truth.json").read_text())
+    assert truth["classes"] == ["left_hand", "right_hand", "feet", "tongue"]
+    for sub in ("01", "02"):
+        disc = truth["subjects"][sub]["discriminative_channels"]
+        # the forward model puts each hand area's lead field over its contralateral electrode
+        assert "C4" in disc["left_hand"] and "C3" in disc["right_hand"]
+        assert not {"C3", "C5", "CP3"} & set(disc["left_hand"])
+        assert "Cz" in disc["feet"]
+        assert set(truth["subjects"][sub]["sessions"]) == {"01", "02"}
+    src = pd.read_csv(dataset / "derivatives/truth/sources.tsv", sep="\t", dtype={"subject": str, "session": str})
+    assert len(src) == 2 * 2 * 6
+    # subject-to-subject variation of source positions and rhythms
+    a = src[(src.subject == "01") & (src.source == "hand_left")].iloc[0]
+    b = src[(src.subject == "02") & (src.source == "hand_left")].iloc[0]
+    assert np.hypot(a.x - b.x, a.y - b.y) > 1e-4 and a.mu_freq != b.mu_freq
+    assert a.x < 0  # left hemisphere in MNE head coordinates (+x = right)
+
+
+def test_planted_erd_over_contralateral_sensorimotor_cortex(dataset):
+    """Mu/beta power at C3 drops on right-hand trials and at C4 on left-hand trials."""
+    diffs = []
+    for sub in ("01", "02"):
+        for ses in ("01", "02"):
+            raw = _read(dataset, sub, ses).load_data().filter(8.0, 30.0, verbose=False)
+            ev, eid = mne.events_from_annotations(raw, verbose=False)
+            ep = mne.Epochs(raw, ev, eid, 0.5, 4.0 - 1 / 125, baseline=None, preload=True, verbose=False)
+            lp = np.log((ep.get_data(picks=["C3", "C4"]) ** 2).mean(-1))
+            y = ep.events[:, 2]
+            left, right = y == eid["left_hand"], y == eid["right_hand"]
+            diffs.append([lp[right, 0].mean() - lp[left, 0].mean(), lp[left, 1].mean() - lp[right, 1].mean()])
+    diffs = np.array(diffs)  # both columns: power at the contralateral channel is lower
+    assert (diffs.mean(axis=0) < -0.2).all(), diffs
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    kw = dict(TINY, n_subjects=1, n_sessions=1, trials_per_class_per_run=2)
+    a = simulate_eeg_dataset(tmp_path / "a", **kw)
+    b = simulate_eeg_dataset(tmp_path / "b", **kw)
+    c = simulate_eeg_dataset(tmp_path / "c", **dict(kw, seed=4))
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+    edf = next(a.rglob("*_eeg.edf")).relative_to(a)
+    assert (a / edf).read_bytes() != (c / edf).read_bytes()
+    # a subject's parameters do not depend on the dataset's size
+    d = simulate_eeg_dataset(tmp_path / "d", **dict(kw, n_subjects=2))
+    ta = json.loads((a / "derivatives/truth/truth.json").read_text())["subjects"]["01"]
+    td = json.loads((d / "derivatives/truth/truth.json").read_text())["subjects"]["01"]
+    assert ta == td
+
+
+def test_brainvision_and_class_subset(tmp_path):
+    root = simulate_eeg_dataset(
+        tmp_path / "bv", **dict(TINY, n_subjects=1, n_sessions=1, trials_per_class_per_run=3),
+        format="brainvision", classes=["left_hand", "right_hand"],
+    )
+    assert len(list(root.rglob("*_eeg.vhdr"))) == 1 and not list(root.rglob("*.edf"))
+    raw = _read(root, "01", "01")
+    assert sorted(set(raw.annotations.description)) == ["left_hand", "right_hand"]
+    assert len(raw.annotations) == 6
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="cannot simulate event types.*'jump'"):
+        simulate_eeg_dataset(tmp_path / "x", classes=["left_hand", "jump"])
+    with pytest.raises(ValueError, match="format"):
+        simulate_eeg_dataset(tmp_path / "x", format="gdf")
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "precious.txt").write_text("keep")
+    with pytest.raises(ValueError, match="refusing to overwrite"):
+        simulate_eeg_dataset(other, n_subjects=1, n_sessions=1, n_runs=1, trials_per_class_per_run=1)
+    assert (other / "precious.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temporary folders left
+
+
+def test_rule_script(tmp_path):
+    out = tmp_path / "simulated" / "eeg" / "dataset_description.json"
+    smk = SimpleNamespace(
+        output=[str(out)],
+        log=[str(tmp_path / "log.txt")],
+        params=SimpleNamespace(
+            sim={"n_subjects": 1, "n_sessions": 1, "n_runs": 1, "trials_per_class_per_run": 2, "sfreq": 125.0, "format": "edf"},
+            task="motorimagery",
+            events=["left_hand", "right_hand", "feet", "tongue"],
+            seed=0,
+        ),
+    )
+    runpy.run_path(str(ROOT / "rules/scripts/simulate_eeg.py"), init_globals={"snakemake": smk})
+    assert out.exists() and len(list(out.parent.rglob("*_eeg.edf"))) == 1
+    assert "done" in (tmp_path / "log.txt").read_text()
+
+
+def _validator():
+    exe = ROOT / "node_modules/.bin/bids-validator"
+    if not exe.exists() or shutil.which("node") is None:
+        pytest.skip("bids-validator not installed (run `npm install --no-audit --no-fund` at the repository root)")
+    return exe
+
+
+def test_official_bids_validator_zero_errors(dataset):
+    exe = _validator()
+    proc = subprocess.run([str(exe), str(dataset), "--json"], capture_output=True, text=True, timeout=300)
+    report = json.loads(proc.stdout)
+    errors = [(e["key"], e.get("reason")) for e in report["issues"]["errors"]]
+    assert errors == [], errors
+    assert proc.returncode == 0
