@@ -14,6 +14,7 @@ rule fmri_betas:
         task=FMRI_TASK,
         glm=config["fmri"]["glm"],
         keep_other=config["fmri"]["keep_other"],
+        seed=config["seed"],
     log:
         f"{R}/logs/fmri_betas/sub-{{subject}}.log",
     benchmark:
