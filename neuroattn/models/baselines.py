@@ -1,0 +1,190 @@
+"""Baseline voxel encoders fitted on the same features and splits as the routing encoder.
+
+- :class:`RidgeEncoder` with ``features="pooled"`` (``ridge_pooled``): ridge on the pooled
+  embedding of a layer; ``features="grid"`` (``ridge_grid``, the paper's linear baseline): ridge
+  on the flattened token grid (T * C features). himalaya's cross-validated ridge picks one alpha
+  per voxel; with more features than images the equivalent linear-kernel ridge is solved instead
+  (same predictions, n x n instead of p x p).
+- :class:`SpatialFeatureEncoder` (``spatial_feature``): the factorized encoder, a learned
+  softmax spatial map per ROI that pools the tokens, then a per-voxel linear readout of the
+  pooled features (trained like the routing encoder).
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from .routing import GroupedReadout, TorchVoxelEncoder, _as_tokens, clean_voxels, mean_pearson, voxel_groups
+
+log = logging.getLogger("neuroattn.models.baselines")
+
+__all__ = ["RidgeEncoder", "SpatialFeatureEncoder", "SpatialFeatureModule", "DEFAULT_ALPHAS"]
+
+DEFAULT_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
+
+
+class RidgeEncoder(RegressorMixin, BaseEstimator):
+    """Cross-validated ridge from features to voxels, one alpha per voxel (himalaya).
+
+    Parameters
+    ----------
+    features : {"pooled", "grid"}
+        With token input (n, T, C) or (n, h, w, C): ``"pooled"`` averages the tokens,
+        ``"grid"`` flattens them. 2-D input (n, p) is used as given.
+    alphas : sequence of float
+        Regularisation grid searched per voxel.
+    cv : int
+        K-fold splits of the training images for the alpha search.
+
+    Attributes
+    ----------
+    model_ : himalaya RidgeCV or KernelRidgeCV
+    scaler_ : StandardScaler
+    best_alphas_ : ndarray (n_modelled_voxels,)
+    voxel_mask_ : ndarray of bool (n_voxels,)
+        Voxels modelled (others NaN/constant in training, or outside ``rois``: predicted NaN).
+    n_dropped_voxels_ : int
+    """
+
+    def __init__(self, features="pooled", alphas=DEFAULT_ALPHAS, cv=5):
+        self.features = features
+        self.alphas = alphas
+        self.cv = cv
+
+    def _design(self, X):
+        X = np.asarray(X)
+        if X.ndim == 2:
+            return X.astype(np.float32, copy=False)
+        X, _ = _as_tokens(X, getattr(self, "grid_", None) if X.ndim == 3 else None)
+        if self.features == "pooled":
+            return X.mean(axis=1)
+        if self.features == "grid":
+            return X.reshape(len(X), -1)
+        raise ValueError(f"features must be 'pooled' or 'grid', got {self.features!r}")
+
+    def fit(self, X, Y, *, voxel_roi=None, voxel_hemi=None, rois=None, grid=None):
+        """Fit on training images; same signature as :meth:`RoutingEncoder.fit`. Returns self."""
+        from himalaya.kernel_ridge import KernelRidgeCV
+        from himalaya.ridge import RidgeCV
+
+        if self.features not in ("pooled", "grid"):
+            raise ValueError(f"features must be 'pooled' or 'grid', got {self.features!r}")
+        X = np.asarray(X)
+        if X.ndim == 3:
+            _, self.grid_ = _as_tokens(X[:1], grid)
+        Y = np.asarray(Y, dtype=np.float64)
+        if Y.ndim != 2 or len(Y) != len(X):
+            raise ValueError(f"X has {len(X)} images but Y has shape {Y.shape}")
+        ok = clean_voxels(Y)
+        self.n_dropped_voxels_ = int((~ok).sum())
+        if self.n_dropped_voxels_:
+            log.warning("dropped %d of %d voxels (NaN or zero variance in the training data)",
+                        self.n_dropped_voxels_, Y.shape[1])
+        V = Y.shape[1]
+        roi = np.full(V, "all") if voxel_roi is None else voxel_roi
+        group, _ = voxel_groups(roi, voxel_hemi, keep=ok, rois=rois, query_mode="rois")
+        self.voxel_mask_ = group >= 0
+        self.n_voxels_in_ = V
+        D = self._design(X).astype(np.float64)
+        self.scaler_ = StandardScaler().fit(D)
+        D = self.scaler_.transform(D)
+        alphas = np.asarray(self.alphas, dtype=np.float64)
+        if D.shape[1] > D.shape[0]:
+            self.model_ = KernelRidgeCV(alphas=alphas, kernel="linear", cv=self.cv, fit_intercept=True)
+        else:
+            self.model_ = RidgeCV(alphas=alphas, cv=self.cv, fit_intercept=True)
+        self.model_.fit(D, Y[:, self.voxel_mask_])
+        self.best_alphas_ = np.asarray(self.model_.best_alphas_)
+        return self
+
+    def predict(self, X):
+        """Predicted responses (n_images, n_voxels); NaN for voxels not modelled."""
+        if not hasattr(self, "model_"):
+            raise RuntimeError("this RidgeEncoder is not fitted yet: call fit first")
+        D = self.scaler_.transform(self._design(X).astype(np.float64))
+        out = np.full((len(D), self.n_voxels_in_), np.nan, dtype=np.float32)
+        out[:, self.voxel_mask_] = np.asarray(self.model_.predict(D))
+        return out
+
+    def score(self, X, Y, sample_weight=None):
+        """Mean Pearson r over the modelled voxels (not R^2)."""
+        return mean_pearson(self.predict(X)[:, self.voxel_mask_], np.asarray(Y)[:, self.voxel_mask_])
+
+
+class SpatialFeatureModule(nn.Module):
+    """Factorized encoder: a softmax spatial map per query pools the tokens, then a linear readout.
+
+    Parameters
+    ----------
+    in_channels : int
+    grid : (int, int)
+    voxel_group : array of int, (V,)
+    n_queries : int, optional
+    dropout : float
+        Dropout on the pooled features.
+    """
+
+    def __init__(self, in_channels, grid, voxel_group, n_queries=None, dropout=0.0):
+        super().__init__()
+        g = np.asarray(voxel_group, dtype=np.int64)
+        n_queries = int(n_queries if n_queries is not None else g.max() + 1)
+        self.grid, self.n_queries = tuple(int(x) for x in grid), n_queries
+        self.map_logits = nn.Parameter(torch.zeros(n_queries, self.grid[0] * self.grid[1]))
+        self.drop = nn.Dropout(dropout)
+        self.readout = GroupedReadout(in_channels, g, n_queries)
+
+    def maps(self) -> torch.Tensor:
+        """Spatial maps (Q, h, w), each summing to 1."""
+        return torch.softmax(self.map_logits, dim=-1).reshape(self.n_queries, *self.grid)
+
+    def forward(self, x):
+        p = torch.softmax(self.map_logits, dim=-1)
+        return self.readout(self.drop(torch.einsum("qt,btc->bqc", p, x)))
+
+
+class SpatialFeatureEncoder(TorchVoxelEncoder):
+    """Spatial-feature (factorized) encoder: one learned spatial map per ROI, then linear readout.
+
+    Training, validation split, early stopping and ensembling as :class:`RoutingEncoder`.
+
+    Parameters
+    ----------
+    dropout : float
+    query_mode : {"rois", "voxels"}
+        One spatial map per ROI (and hemisphere), or per voxel.
+    lr, weight_decay, grad_clip, batch_size, max_epochs, patience, val_fraction, n_ensemble,
+    random_state, device, progress, checkpoint_dir
+        As in :class:`RoutingEncoder`.
+    """
+
+    def __init__(self, dropout=0.0, query_mode="rois", lr=1e-3, weight_decay=1e-4, grad_clip=None,
+                 batch_size=16, max_epochs=40, patience=5, val_fraction=0.1, n_ensemble=1,
+                 random_state=0, device="auto", progress=False, checkpoint_dir=None):
+        self.dropout = dropout
+        self.query_mode = query_mode
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.grad_clip = grad_clip
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.n_ensemble = n_ensemble
+        self.random_state = random_state
+        self.device = device
+        self.progress = progress
+        self.checkpoint_dir = checkpoint_dir
+
+    def _build_module(self, n_channels, grid, voxel_group, n_queries):
+        return SpatialFeatureModule(n_channels, grid, voxel_group, n_queries, dropout=self.dropout)
+
+    @torch.no_grad()
+    def spatial_maps(self) -> np.ndarray:
+        """Learned spatial maps (n_queries, h, w), averaged over ensemble members."""
+        self._check_fitted()
+        return np.mean([m.maps().numpy() for m in self.modules_], axis=0)
