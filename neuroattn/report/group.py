@@ -1,0 +1,90 @@
+"""The group page: the leaderboard table and one plot per metric and modality."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..leaderboard import read_scores
+from . import figures
+from .html import fig_to_uri, render_page, table
+from .provenance import provenance
+
+
+def _commitment_section(layer_tables):
+    """Which layer each ROI committed to, and whether retinotopic ROIs commit earlier than category ROIs."""
+    frames = [pd.read_csv(p, sep="\t") for p in layer_tables]
+    if not frames:
+        return None
+    df = pd.concat(frames, ignore_index=True)
+    if not {"roi", "committed_layer"} <= set(df.columns):
+        return None
+    order = {l: i for i, l in enumerate(dict.fromkeys(df.get("layer_order", df["committed_layer"])))}
+    if "layer_index" in df.columns:
+        idx = df["layer_index"]
+    else:
+        idx = df["committed_layer"].map(order)
+    df = df.assign(layer_index=idx)
+    kind = np.where(df.roi.str.startswith("ret_"), "retinotopic", np.where(df.roi.str.startswith("cat_"), "category", "other"))
+    means = df.groupby(kind)["layer_index"].mean()
+    text = "Layer commitment (Brain-Score style: best layer per ROI on the training images, scored on the test images). "
+    if {"retinotopic", "category"} <= set(means.index):
+        earlier = means["retinotopic"] < means["category"]
+        text += (f"Mean committed layer depth: retinotopic ROIs {means['retinotopic']:.2f}, category ROIs "
+                 f"{means['category']:.2f} — the visual hierarchy is "
+                 + ("recovered (retinotopic ROIs commit to earlier layers)." if earlier else "NOT recovered."))
+    cols = [c for c in ["subject", "roi", "committed_layer", "layer_index", "public_score", "test_score"] if c in df.columns]
+    return {"title": "Layer commitment", "text": text, "table": table(df[cols])}
+
+
+def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=()):
+    """Write ``results/report.html``.
+
+    Parameters
+    ----------
+    out : path of the page
+    leaderboard : path of ``leaderboard.tsv``
+    config : dict, the workflow configuration (shown in the provenance)
+    feature_paths : feature caches (their weights: random / trained / pretrained)
+    layer_tables : layer-commitment tables per subject
+    """
+    lb = read_scores(leaderboard)
+    sections = []
+    summary = (lb.groupby(["modality", "model", "target", "metric"])["value"]
+               .agg(["mean", "std", "count"]).reset_index().rename(columns={"count": "subjects"}))
+    sections.append({"title": "Summary (mean over subjects)", "table": table(summary)})
+    figs = []
+    for (modality, metric), d in lb.groupby(["modality", "metric"]):
+        if metric in {"pearson_r", "noise_normalized_r2", "accuracy", "kappa", "ceiled_ev"} or len(d) > 1:
+            d = d[~d.model.str.contains("_k\\d+$")] if d.model.str.contains("_k\\d+$").any() and metric not in {"top1", "top5", "cosine"} else d
+            if len(d):
+                figs.append({"uri": fig_to_uri(figures.metric_bars(d, metric, f"{modality}: {metric}")),
+                             "caption": f"{modality} {metric}: mean over subjects, error bars SEM; black ticks: ceiling"})
+    sections.append({"title": "Scores by metric", "figures": figs})
+    ic = lb[lb.model.str.match(r".+_k\d+$") & lb.metric.isin(["top1", "top5"])]
+    if len(ic):
+        ic = ic.assign(method=ic.model.str.replace(r"_k\d+$", "", regex=True),
+                       k=ic.model.str.extract(r"_k(\d+)$")[0].astype(int))
+        figs = []
+        for metric, d in ic.groupby("metric"):
+            ys = {}
+            ks = sorted(d.k.unique())
+            for method, g in d.groupby("method"):
+                agg = g.groupby("k")["value"].agg(["mean", "sem"]).reindex(ks)
+                ys[method] = (agg["mean"].to_numpy(), agg["sem"].fillna(0).to_numpy())
+            n = d["n"].dropna()
+            chance = (1 if metric == "top1" else 5) / float(n.iloc[0]) if len(n) else None
+            figs.append({"uri": fig_to_uri(figures.curve(ks, ys, "context images k", metric,
+                                                         f"held-out subject {metric}", chance)),
+                         "caption": f"In-context decoding vs ridge on the same k images ({metric}, mean ± SEM over held-out subjects)"})
+        sections.append({"title": "Cross-subject decoding vs context size", "figures": figs})
+    com = _commitment_section(layer_tables)
+    if com:
+        sections.append(com)
+    sections.append({"title": "Leaderboard", "text": f"{len(lb)} rows (results/scores/leaderboard.tsv).",
+                     "table": table(lb)})
+    subjects = sorted(s for s in lb.subject.astype(str).unique() if s != "group")
+    sections.insert(0, {"title": "Subjects", "text": "Per-subject pages: " + ", ".join(f"sub-{s}/report.html" for s in subjects)})
+    return render_page(out, title="neuroattn: group report", sections=sections,
+                       provenance=provenance(config, feature_paths))

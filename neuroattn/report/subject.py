@@ -1,0 +1,174 @@
+"""The per-subject page: data summary, scores against ceilings, attention maps, decoded images,
+EEG channel quality, topomaps and confusion matrices, provenance."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from ..leaderboard import read_scores
+from . import figures
+from .html import fig_to_uri, render_page, table
+from .provenance import provenance
+
+
+def _scores_section(lb, subject):
+    d = lb[lb.subject.astype(str) == subject]
+    if not len(d):
+        return [{"title": "Scores", "note": f"No scores for sub-{subject} in the leaderboard."}]
+    figs = []
+    for (modality, metric), g in d.groupby(["modality", "metric"]):
+        if metric in {"noise_normalized_r2", "pearson_r", "accuracy", "kappa", "ceiled_ev"}:
+            g = g[~g.model.str.match(r".+_k\d+$")]
+            if len(g):
+                figs.append({"uri": fig_to_uri(figures.metric_bars(g, metric, f"sub-{subject} {modality}: {metric}")),
+                             "caption": f"{metric} per target and model; black ticks: noise ceiling where defined"})
+    return [{"title": "Scores", "table": table(d.drop(columns=["subject"])), "figures": figs}]
+
+
+def _fmri_section(subject, betas_path, dseg_path, test_images):
+    from ..data.betas import Betas
+    from ..metrics import nsd_noise_ceiling
+
+    b = Betas.read(betas_path)
+    rows = []
+    nc_by_roi = {}
+    test = np.isin(b.images, test_images) if test_images is not None else np.ones(len(b.images), bool)
+    reps = b.n_repeats[test] if test.any() else b.n_repeats
+    nc = nsd_noise_ceiling(b.ncsnr, reps)
+    for roi in b.rois:
+        m = b.voxel_roi == roi
+        nc_by_roi[roi] = nc[m]
+        rows.append({"roi": roi, "voxels": int(m.sum()), "median ncsnr": float(np.nanmedian(b.ncsnr[m])),
+                     "median noise ceiling": float(np.nanmedian(nc[m]))})
+    text = (f"{len(b.trial_image)} trials, {len(b.images)} images ({int((b.n_repeats > 1).sum())} repeated), "
+            f"{b.trial_betas.shape[1]} voxels in {len(b.rois)} ROIs. Noise ceilings use the NSD/Algonauts formula "
+            "with the test images' repeat counts.")
+    figs = [{"uri": fig_to_uri(figures.ceiling_hist(nc_by_roi)), "caption": "voxel noise ceilings per ROI"}]
+    if dseg_path and Path(dseg_path).is_file():
+        figs.insert(0, {"uri": fig_to_uri(figures.roi_map(dseg_path, f"sub-{subject} ROIs")),
+                        "caption": "ROIs on the MNI152 template"})
+    return {"title": "fMRI data", "text": text, "table": table(pd.DataFrame(rows)), "figures": figs}
+
+
+def _load_stimulus(stim_dir, name):
+    from PIL import Image
+
+    with Image.open(Path(stim_dir) / name) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _attention_section(pred_paths, stim_dir, n_examples):
+    """Routing attention maps (head-averaged, per ROI) over example stimuli."""
+    figs = []
+    for p in pred_paths:
+        with h5py.File(p, "r") as f:
+            if "attention" not in f:
+                continue
+            g = f["attention"]
+            rois = g["rois"].asstr()[()]
+            mean_maps = g["mean"][()]  # (n_rois, h, w)
+            ex_imgs = g["example_images"].asstr()[()][:n_examples] if "example_images" in g else []
+            ex_maps = g["examples"][()][:n_examples] if "examples" in g else None  # (n_ex, n_rois, h, w)
+        imgs = [_load_stimulus(stim_dir, ex_imgs[0])] * len(rois) if len(ex_imgs) else [np.ones((8, 8, 3))] * len(rois)
+        figs.append({"uri": fig_to_uri(figures.image_grid(imgs, list(rois), overlays=list(mean_maps))),
+                     "caption": f"{Path(p).name}: attention per ROI query, head-averaged, mean over test images"})
+        if ex_maps is not None and len(ex_imgs):
+            for r, roi in enumerate(rois[: min(4, len(rois))]):
+                imgs = [_load_stimulus(stim_dir, im) for im in ex_imgs]
+                figs.append({"uri": fig_to_uri(figures.image_grid(imgs, list(ex_imgs), overlays=[m[r] for m in ex_maps])),
+                             "caption": f"{roi}: attention over example test stimuli"})
+    if not figs:
+        return None
+    return {"title": "Attention routing maps", "figures": figs}
+
+
+def _decode_section(pred_path, stim_dir, n_examples):
+    """Decoded (retrieved) vs true images for the held-out subject."""
+    with h5py.File(pred_path, "r") as f:
+        if "true_images" not in f or "retrieved_images" not in f:
+            return None
+        true = f["true_images"].asstr()[()][:n_examples]
+        ret = f["retrieved_images"].asstr()[()][:n_examples]
+        k = f.attrs.get("k", "")
+    imgs, titles = [], []
+    for t, r in zip(true, ret):
+        imgs += [_load_stimulus(stim_dir, t), _load_stimulus(stim_dir, r)]
+        titles += [f"true {t}", ("✓ " if t == r else "") + f"decoded {r}"]
+    fig = figures.image_grid(imgs, titles, ncols=6)
+    return {"title": "Decoded vs true images (in-context, no fine-tuning)",
+            "figures": [{"uri": fig_to_uri(fig), "caption": f"pairs of true and top-1 retrieved test images, k={k}"}]}
+
+
+def _eeg_section(subject, epochs_path, table_path, model_preds):
+    import mne
+
+    epochs = mne.read_epochs(epochs_path, preload=True, verbose="error")
+    x = epochs.get_data(picks="eeg")
+    std_uv = x.std(axis=(0, 2)) * 1e6
+    text = f"{len(epochs)} epochs kept, {len(epochs.ch_names)} channels, {epochs.info['sfreq']:g} Hz."
+    if table_path and Path(table_path).is_file():
+        t = pd.read_csv(table_path, sep="\t")
+        text += " Trials per class: " + ", ".join(f"{k}: {v}" for k, v in t["label"].value_counts().sort_index().items()) + "."
+    figs = [{"uri": fig_to_uri(figures.channel_quality(epochs.ch_names, std_uv)), "caption": "channel quality: SD across epochs"}]
+    for p in model_preds:
+        with h5py.File(p, "r") as f:
+            name = Path(p).name
+            if "confusion" in f:
+                classes = f["classes"].asstr()[()] if "classes" in f else [str(i) for i in range(f["confusion"].shape[0])]
+                figs.append({"uri": fig_to_uri(figures.confusion(f["confusion"][()], list(classes), name)),
+                             "caption": f"confusion matrix: {name}"})
+            if "importance" in f:
+                imp = f["importance"][()]  # (n_classes, n_channels)
+                ch = f["ch_names"].asstr()[()] if "ch_names" in f else epochs.ch_names
+                classes = f["classes"].asstr()[()] if "classes" in f else [str(i) for i in range(imp.shape[0])]
+                figs.append({"uri": fig_to_uri(_topomaps(imp, list(ch), list(classes), epochs.info, name)),
+                             "caption": f"channel importance per class (topomaps): {name}"})
+    return {"title": "EEG", "text": text, "figures": figs}
+
+
+def _topomaps(imp, ch_names, classes, info, title):
+    import matplotlib.pyplot as plt
+    import mne
+
+    picks = [info.ch_names.index(c) for c in ch_names if c in info.ch_names]
+    sub_info = mne.pick_info(info, picks)
+    fig, axes = plt.subplots(1, len(classes), figsize=(2.2 * len(classes), 2.4))
+    for ax, cls, values in zip(np.atleast_1d(axes), classes, imp):
+        mne.viz.plot_topomap(values[: len(picks)], sub_info, axes=ax, show=False, contours=0)
+        ax.set_title(cls, fontsize=8)
+    fig.suptitle(title, fontsize=8)
+    return fig
+
+
+def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=None, split=None,
+                         stimuli_dir=None, routing_preds=(), decode_pred=None, epochs=None,
+                         epochs_table=None, eeg_preds=(), feature_paths=()):
+    """Write ``results/sub-<subject>/report.html`` from whatever inputs this subject has.
+
+    Parameters are paths; absent modalities are simply left out of the page.
+    """
+    lb = read_scores(leaderboard)
+    n_examples = config.get("report", {}).get("n_examples", 6)
+    sections = _scores_section(lb, subject)
+    test_images = None
+    if split:
+        from ..data.splits import read_split
+
+        test_images = read_split(split)[1]
+    if betas:
+        sections.append(_fmri_section(subject, betas, dseg, test_images))
+    if routing_preds and stimuli_dir:
+        sec = _attention_section(routing_preds, stimuli_dir, n_examples)
+        if sec:
+            sections.append(sec)
+    if decode_pred and stimuli_dir:
+        sec = _decode_section(decode_pred, stimuli_dir, n_examples)
+        if sec:
+            sections.append(sec)
+    if epochs:
+        sections.append(_eeg_section(subject, epochs, epochs_table, eeg_preds))
+    return render_page(out, title=f"neuroattn: sub-{subject}", sections=sections,
+                       provenance=provenance(config, feature_paths))

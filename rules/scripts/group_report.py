@@ -1,0 +1,7 @@
+"""Write the group page (leaderboard table and plots)."""
+from neuroattn.report.group import build_group_report
+from neuroattn.utils import setup_logging
+
+setup_logging(snakemake.log[0])
+build_group_report(snakemake.output[0], snakemake.input.leaderboard, snakemake.params.config,
+                   feature_paths=list(snakemake.input.features), layer_tables=list(snakemake.input.layers))
