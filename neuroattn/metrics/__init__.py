@@ -7,15 +7,19 @@ NSD/Algonauts (references.md sections 4-6).
 """
 from .ceiling import (ceiled_explained_variance, internal_consistency, ncsnr, noise_normalized_r2,
                       nsd_noise_ceiling, spearman_brown)
+from .commitment import Commitment, commit_layers, heldout_rows, layer_features, pool_tokens, stream_layers
 from .decoding import accuracy, cohen_kappa, topk_retrieval
 from .pls import ExactPLSRegression
 from .predictivity import fit_predict, linear_predictivity, make_regression
 from .score import Score, pearson_r
 from .similarity import cka, rdm, rsa, rsm, ssm
+from .subsampling import SubsamplingCurve, subsample, summarize_curves
 
 __all__ = [
     "Score", "pearson_r", "ncsnr", "nsd_noise_ceiling", "noise_normalized_r2", "ceiled_explained_variance",
     "internal_consistency", "spearman_brown", "topk_retrieval", "accuracy", "cohen_kappa",
     "linear_predictivity", "fit_predict", "make_regression", "ExactPLSRegression",
     "rsa", "rdm", "rsm", "cka", "ssm",
+    "Commitment", "commit_layers", "heldout_rows", "layer_features", "pool_tokens", "stream_layers",
+    "SubsamplingCurve", "subsample", "summarize_curves",
 ]

@@ -1,0 +1,102 @@
+"""Layer commitment (planted region-to-layer mapping), token pooling, subsampling curves."""
+import numpy as np
+import pytest
+
+from neuroattn.features import FeatureStore, FeatureWriter
+from neuroattn.leaderboard import COLUMNS, write_scores, read_scores
+from neuroattn.metrics import (commit_layers, heldout_rows, layer_features, pool_tokens, stream_layers, subsample,
+                               summarize_curves)
+
+
+def test_pool_tokens_matches_torch_adaptive_pool(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.normal(size=(2, 7 * 5, 3)).astype(np.float32)
+    ref = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x.reshape(2, 7, 5, 3)).permute(0, 3, 1, 2), (4, 4))
+    ref = ref.permute(0, 2, 3, 1).reshape(2, -1).numpy()
+    np.testing.assert_allclose(pool_tokens(x, (7, 5), 4), ref, atol=1e-6)
+    np.testing.assert_allclose(pool_tokens(x, (7, 5), 1), x.mean(axis=1), atol=1e-6)
+    assert pool_tokens(x, (7, 5), None).shape == (2, 105)
+    with pytest.raises(ValueError, match="do not fill a 6x6 grid"):
+        pool_tokens(x, (6, 6))
+
+
+def _planted_layers(rng, n_pub=200, n_held=60):
+    """Region 'early' is read from layer a, region 'late' from layer c; b is noise."""
+    n = n_pub + n_held
+    feats = {k: rng.normal(size=(n, 12)) for k in "abc"}
+    Y_early = feats["a"][:, :3] @ rng.normal(size=(3, 10)) + 0.5 * rng.normal(size=(n, 10))
+    Y_late = feats["c"][:, :3] @ rng.normal(size=(3, 8)) + 0.5 * rng.normal(size=(n, 8))
+    Y = np.c_[Y_early, Y_late]
+    regions = np.array(["ret_v1"] * 10 + ["cat_face"] * 8)
+    return feats, Y[:n_pub], Y[n_pub:], regions, n_pub
+
+
+def test_commit_layers_recovers_planted_mapping(rng):
+    feats, Yp, Yh, regions, n_pub = _planted_layers(rng)
+    layers = ((k, f[:n_pub], f[n_pub:]) for k, f in feats.items())
+    com = commit_layers(layers, Yp, Yh, regions, regression="pls", n_splits=3, n_boot=20)
+    assert com.committed == {"ret_v1": "a", "cat_face": "c"}
+    assert len(com.public) == 6 and com.public["committed"].sum() == 2
+    assert list(com.public.loc[com.public.roi == "ret_v1", "depth"]) == [0, 1, 2]
+    assert np.median(com.heldout_r[("a", "ret_v1")]) > 0.7
+    assert abs(np.median(com.heldout_r[("b", "ret_v1")])) < 0.3
+    nc = np.full(18, 0.8)
+    rows = heldout_rows(com, "01", "net", nc, regions)
+    df = write_scores_frame(rows)
+    sel = df[(df.model == "net_committed") & (df.target == "ret_v1")].set_index("metric")
+    r = float(np.median(com.heldout_r[("a", "ret_v1")]))
+    assert sel.loc["pearson_r", "value"] == pytest.approx(r)
+    assert sel.loc["ceiled_ev", "value"] == pytest.approx(r**2 / 0.8)
+    assert sel.loc["pearson_r", "ceiling"] == pytest.approx(0.8) and sel.loc["pearson_r", "error"] > 0
+    assert set(df.model) == {"net_committed", "net_a", "net_b", "net_c"}
+
+
+def write_scores_frame(rows):
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    assert list(df.columns) == COLUMNS
+    return df
+
+
+def test_commit_layers_bad_input(rng):
+    feats, Yp, Yh, regions, n_pub = _planted_layers(rng)
+    with pytest.raises(ValueError, match="same number of units"):
+        commit_layers([("a", feats["a"][:n_pub], feats["a"][n_pub:])], Yp, Yh, regions[:-1])
+    with pytest.raises(ValueError, match="X_public has 199, Y_public has 200"):
+        commit_layers([("a", feats["a"][:n_pub - 1], feats["a"][n_pub:])], Yp, Yh, regions)
+
+
+def test_stream_layers_from_store(tmp_path, rng):
+    images = [f"img{i:04d}.png" for i in range(30)]
+    path = tmp_path / "features.h5"
+    toks = {"l1": rng.normal(size=(30, 16, 4)), "l2": rng.normal(size=(30, 4, 6))}
+    with FeatureWriter(path, images, attrs={"weights": "random"}, dtype="float32") as w:
+        w.add(toks, {"l1": (4, 4), "l2": (2, 2)})
+    store = FeatureStore(path)
+    X = layer_features(store, "l1", images[5:25], pool_grid=2, chunk=7)
+    np.testing.assert_allclose(X, pool_tokens(toks["l1"][5:25], (4, 4), 2), atol=1e-5)
+    out = list(stream_layers(store, ["l1", "l2"], images[:20], images[20:], pool_grid=2, pca=5))
+    assert [o[0] for o in out] == ["l1", "l2"]
+    assert out[0][1].shape == (20, 5) and out[0][2].shape == (10, 5)
+    assert out[1][1].shape == (20, 5)  # 2x2x6 = 24 features -> 5 components
+
+
+def test_subsampling_curves(rng):
+    n = 150
+    X = rng.normal(size=(n, 5))
+    Y = X @ rng.normal(size=(5, 40)) + 1.0 * rng.normal(size=(n, 40))
+    st = subsample(X, Y, axis="stimuli", metric="pearson_r", sizes=[12, 60, 150], n_draws=3, regression="linear", train_size=0.5,
+                   n_splits=3)
+    assert st.values.shape == (3, 3) and np.isnan(st.values[2, 1:]).all()   # the full set is drawn once
+    assert np.isfinite(st.values[0]).all() and st.mean[2] > st.mean[0] + 0.05                                       # more stimuli, better fits
+    un = subsample(X, Y, axis="units", metric="rsa_spearman", sizes=[5, 40], n_draws=4)
+    assert np.isfinite(un.values[0]).all() and un.std[0] > 0 and un.std[1] == 0
+    summ = summarize_curves([st, un])
+    assert set(summ) == {"pearson_r/stimuli", "rsa_spearman/units"}
+    assert summ["pearson_r/stimuli"]["relative"][-1] == pytest.approx(1.0)
+    np.testing.assert_array_equal(summ["rsa_spearman/units"]["n"], [4, 1])
+    with pytest.raises(ValueError, match=r"sizes must be in \[1, 40\]"):
+        subsample(X, Y, sizes=[50])
+    with pytest.raises(ValueError, match="metric must be one of"):
+        subsample(X, Y, metric="nope")
