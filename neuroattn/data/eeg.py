@@ -1,0 +1,494 @@
+"""EEG preprocessing (MNE, mne-bids): BIDS recordings -> labelled epochs, and what models read.
+
+Pipeline per subject (:func:`preprocess_subject`), for every run of the task found by
+:func:`mne_bids.find_matching_paths` (any format MNE reads: EDF, BDF, BrainVision, EEGLAB,
+FIF, GDF):
+
+1. read with :func:`mne_bids.read_raw_bids`; a truncated or unreadable file, NaN/inf samples, or
+   events past the end of the recording raise ``ValueError`` naming the file;
+2. keep EEG channels (``channels.tsv`` types), set the ``standard_1020`` montage when the file
+   carries no positions, interpolate channels marked bad when positions are known;
+3. band-pass ``l_freq``-``h_freq`` (FIR, zero phase), optional notch at ``notch`` Hz and
+   harmonics, optional resampling to ``resample`` Hz;
+4. epochs from the cue events of the configured classes (``events``, in that order; codes
+   1..K), window ``tmin`` .. ``tmax - 1/sfreq`` (so 4 s at 250 Hz gives 1000 samples), no
+   baseline; epochs whose peak-to-peak amplitude exceeds ``reject_uv`` microvolts are dropped
+   (counted in the log and in the table). Event types present in the data but not configured are
+   ignored with a log line; a configured class missing from the subject's data is an error
+   naming its events files.
+
+Outputs (:func:`write_epochs`): ``*_epo.fif`` (an :class:`mne.Epochs` with metadata columns
+``subject``, ``session``, ``run``, ``label``, ``onset``) and ``*_desc-epochs.tsv`` listing every
+cue of a configured class, with the same columns plus ``kept`` (bool) and ``drop_reason``
+(``n/a`` for kept epochs). Sessions/runs are ``n/a`` when the dataset has no such entity.
+
+Readers for models: :func:`load_epochs` -> :class:`EEGData`; :class:`ChannelStandardizer`
+(fitted on training epochs only) and :func:`euclidean_alignment` (He & Wu 2019).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from neuroattn.utils import atomic_path
+
+logger = logging.getLogger("neuroattn.eeg")
+
+#: File extensions of the EEG formats read through mne-bids.
+EEG_EXTENSIONS = (".edf", ".bdf", ".vhdr", ".set", ".fif", ".gdf")
+#: Preprocessing defaults (the ``eeg:`` section of config/config.yaml).
+DEFAULTS = {
+    "task": "motorimagery",
+    "events": ["left_hand", "right_hand", "feet", "tongue"],
+    "l_freq": 0.5,
+    "h_freq": 40.0,
+    "notch": None,
+    "resample": None,
+    "tmin": 0.0,
+    "tmax": 4.0,
+    "reject_uv": 800.0,
+}
+_NA = "n/a"
+
+
+# --------------------------------------------------------------------------------------------
+# discovery and reading
+# --------------------------------------------------------------------------------------------
+def list_subjects(bids_root: str | os.PathLike) -> list[str]:
+    """Subject labels (without ``sub-``) of a BIDS dataset, via :func:`mne_bids.get_entity_vals`."""
+    from mne_bids import get_entity_vals
+
+    return sorted(get_entity_vals(bids_root, "subject"))
+
+
+def find_recordings(bids_root: str | os.PathLike, subject: str, task: str) -> list:
+    """The EEG recordings of one subject and task, sorted by session and run.
+
+    Returns
+    -------
+    list of mne_bids.BIDSPath
+
+    Raises
+    ------
+    FileNotFoundError
+        When the dataset holds no EEG recording of ``sub-<subject>`` for ``task``.
+    """
+    from mne_bids import find_matching_paths
+
+    paths = find_matching_paths(
+        bids_root, subjects=subject, tasks=task, datatypes="eeg", suffixes="eeg",
+        extensions=list(EEG_EXTENSIONS),
+    )
+    paths = [p for p in paths if p.split is None or p.split == "01"]
+    if not paths:
+        raise FileNotFoundError(
+            f"{bids_root}: no EEG recording of sub-{subject} for task {task!r} "
+            f"(looked for sub-{subject}/[ses-*/]eeg/*_task-{task}_*_eeg{{{','.join(EEG_EXTENSIONS)}}})"
+        )
+    return sorted(paths, key=lambda p: (p.session or "", p.run or "", str(p.fpath)))
+
+
+def _events_path(bp):
+    return bp.copy().update(suffix="events", extension=".tsv").fpath
+
+
+def read_events_table(bp) -> pd.DataFrame:
+    """Read and check the ``_events.tsv`` of a recording (columns ``onset``, ``trial_type``)."""
+    path = _events_path(bp)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: events file missing for {bp.fpath}")
+    try:
+        ev = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
+        raise ValueError(f"{path}: cannot parse events table ({exc})") from exc
+    missing = {"onset", "trial_type"} - set(ev.columns)
+    if missing:
+        raise ValueError(f"{path}: events table lacks column(s) {sorted(missing)}")
+    if not np.isfinite(pd.to_numeric(ev["onset"], errors="coerce")).all():
+        raise ValueError(f"{path}: non-numeric or missing onsets")
+    ev["trial_type"] = ev["trial_type"].astype(str)
+    return ev
+
+
+def read_recording(bp):
+    """Read one BIDS EEG recording (preloaded), refusing truncated/corrupt files and NaNs.
+
+    Parameters
+    ----------
+    bp : mne_bids.BIDSPath
+
+    Returns
+    -------
+    mne.io.Raw
+    """
+    from mne_bids import read_raw_bids
+
+    fpath = bp.fpath
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            raw = read_raw_bids(bp, verbose=False)
+            raw.load_data(verbose=False)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+            raise ValueError(f"{fpath}: cannot read EEG recording ({type(exc).__name__}: {exc})") from exc
+    for w in caught:
+        msg = str(w.message)
+        if "does not match the file size" in msg or "truncat" in msg.lower():
+            raise ValueError(f"{fpath}: truncated or corrupt EEG file ({msg})")
+        if "outside data range" in msg:
+            raise ValueError(f"{_events_path(bp)}: events past the end of the recording {fpath} ({msg})")
+        logger.debug("%s: %s", fpath, msg)
+    data = raw.get_data()
+    if not np.isfinite(data).all():
+        bad = sorted({raw.ch_names[i] for i in np.flatnonzero(~np.isfinite(data).all(axis=1))})
+        raise ValueError(f"{fpath}: NaN or infinite samples in channel(s) {bad}")
+    return raw
+
+
+# --------------------------------------------------------------------------------------------
+# preprocessing
+# --------------------------------------------------------------------------------------------
+def _has_positions(raw) -> bool:
+    locs = np.array([ch["loc"][:3] for ch in raw.info["chs"]])
+    return bool(np.isfinite(locs).all() and (np.abs(locs).sum(axis=1) > 0).all())
+
+
+def clean_raw(raw, *, l_freq=0.5, h_freq=40.0, notch=None, resample=None, source=""):
+    """EEG channels, montage, band-pass, notch and resampling, in place. Returns ``raw``."""
+    import mne
+
+    from neuroattn.data.simulate_eeg import standard_1020_name
+
+    try:
+        raw.pick("eeg", exclude=[])
+    except ValueError as exc:
+        raise ValueError(f"{source}: no EEG channels ({exc})") from exc
+    if not _has_positions(raw):
+        raw.set_montage(standard_1020_name(), match_case=False, on_missing="ignore", verbose=False)
+    if raw.info["bads"]:
+        if _has_positions(raw):
+            logger.info("%s: interpolating bad channel(s) %s", source, raw.info["bads"])
+            raw.interpolate_bads(reset_bads=True, verbose=False)
+        else:
+            logger.warning("%s: bad channel(s) %s kept (no positions to interpolate)", source, raw.info["bads"])
+            raw.info["bads"] = []
+    if l_freq is not None or h_freq is not None:
+        raw.filter(l_freq, h_freq, picks="eeg", n_jobs=1, verbose=False)
+    if notch:
+        freqs = np.arange(notch, raw.info["sfreq"] / 2, notch)
+        if len(freqs):
+            raw.notch_filter(freqs, picks="eeg", n_jobs=1, verbose=False)
+    if resample and resample != raw.info["sfreq"]:
+        raw.resample(resample, npad="auto", n_jobs=1, verbose=False)
+    with mne.utils.use_log_level(False):
+        return raw
+
+
+def epoch_recording(raw, events_table, classes, *, tmin, tmax, reject_uv, meta, source=""):
+    """Epochs of the configured classes in one recording.
+
+    Returns
+    -------
+    epochs : mne.Epochs
+        Kept epochs with metadata (``meta`` columns + ``label``, ``onset``).
+    table : pandas.DataFrame
+        Every cue of a configured class: metadata + ``kept`` + ``drop_reason``.
+    """
+    import mne
+
+    sfreq = raw.info["sfreq"]
+    ev = events_table[events_table["trial_type"].isin(classes)].sort_values("onset", kind="stable")
+    codes = {c: i + 1 for i, c in enumerate(classes)}
+    onset = ev["onset"].to_numpy(float)
+    end = raw.times[-1] + 1.0 / sfreq
+    late = onset + tmax > end + 1e-9
+    if late.any() or (onset + tmin < -1e-9).any():
+        raise ValueError(
+            f"{source}: {int(late.sum())} event(s) past the end of the recording "
+            f"(last epoch ends at {onset.max() + tmax:.3f} s, recording lasts {end:.3f} s)"
+        )
+    samples = np.round(onset * sfreq).astype(int) + raw.first_samp
+    if len(np.unique(samples)) != len(samples):
+        raise ValueError(f"{source}: two cue events at the same sample")
+    events = np.column_stack([samples, np.zeros(len(samples), int), ev["trial_type"].map(codes).to_numpy()])
+    md = pd.DataFrame({**meta, "label": ev["trial_type"].to_numpy(), "onset": onset})
+    for k in meta:
+        md[k] = md[k].astype(str)
+    reject = None if reject_uv is None else {"eeg": float(reject_uv) * 1e-6}
+    epochs = mne.Epochs(
+        raw, events, event_id=codes, tmin=tmin, tmax=tmax - 1.0 / sfreq, baseline=None,
+        reject=reject, preload=True, reject_by_annotation=True, metadata=md, on_missing="ignore",
+        event_repeated="error", verbose=False,
+    )
+    reasons = [", ".join(r) for r in epochs.drop_log]
+    table = md.assign(kept=[r == "" for r in reasons], drop_reason=[r or _NA for r in reasons])
+    return epochs, table
+
+
+def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
+    """Preprocess every run of one subject into epochs (see the module docstring).
+
+    Parameters
+    ----------
+    bids_root : path
+        BIDS dataset root.
+    subject : str
+        Subject label without ``sub-``.
+    cfg : dict, optional
+        Keys of :data:`DEFAULTS` (the ``eeg:`` config section); others are ignored.
+
+    Returns
+    -------
+    epochs : mne.Epochs
+        All kept epochs of the subject, runs concatenated in session/run order; ``event_id``
+        maps the configured classes to codes 1..K in config order.
+    table : pandas.DataFrame
+        One row per configured cue (kept or dropped).
+    """
+    import mne
+
+    cfg = {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
+    classes = list(cfg["events"])
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"config eeg.events has duplicates: {classes}")
+    if cfg["tmax"] <= cfg["tmin"]:
+        raise ValueError(f"config eeg.tmax ({cfg['tmax']}) must exceed eeg.tmin ({cfg['tmin']})")
+    paths = find_recordings(bids_root, subject, cfg["task"])
+    tables, all_epochs, seen, ch_names = [], [], set(), None
+    for bp in paths:
+        src = str(bp.fpath)
+        events = read_events_table(bp)
+        unknown = sorted(set(events["trial_type"]) - set(classes))
+        if unknown:
+            logger.info("%s: ignoring event type(s) not in config eeg.events: %s", _events_path(bp), unknown)
+        seen |= set(events["trial_type"])
+        raw = read_recording(bp)
+        clean_raw(raw, l_freq=cfg["l_freq"], h_freq=cfg["h_freq"], notch=cfg["notch"],
+                  resample=cfg["resample"], source=src)
+        meta = {"subject": subject, "session": bp.session or _NA, "run": bp.run or _NA}
+        epochs, table = epoch_recording(
+            raw, events, classes, tmin=cfg["tmin"], tmax=cfg["tmax"], reject_uv=cfg["reject_uv"],
+            meta=meta, source=f"{_events_path(bp)}",
+        )
+        if ch_names is None:
+            ch_names = epochs.ch_names
+        elif set(epochs.ch_names) != set(ch_names):
+            raise ValueError(f"{src}: channels {epochs.ch_names} differ from the subject's first run {ch_names}")
+        epochs.reorder_channels(ch_names)
+        epochs.set_annotations(None)  # cue annotations are in the metadata; MNE cannot concatenate them
+        n_drop = int((~table["kept"]).sum())
+        logger.info("%s: %d epochs, %d dropped (peak-to-peak > %s uV or bad segments)",
+                    src, len(table), n_drop, cfg["reject_uv"])
+        tables.append(table)
+        all_epochs.append(epochs)
+        del raw
+    missing = [c for c in classes if c not in seen]
+    if missing:
+        files = ", ".join(str(_events_path(bp)) for bp in paths)
+        raise ValueError(f"event type(s) {missing} from config eeg.events absent from sub-{subject}'s events: {files}")
+    table = pd.concat(tables, ignore_index=True)
+    if not table["kept"].any():
+        raise ValueError(f"sub-{subject}: every epoch was rejected (reject_uv={cfg['reject_uv']})")
+    epochs = mne.concatenate_epochs([e for e in all_epochs if len(e)], add_offset=True, verbose=False)
+    epochs.event_id = {c: i + 1 for i, c in enumerate(classes)}
+    logger.info("sub-%s: %d epochs kept of %d (%d dropped), %d channels, %.1f Hz, %d samples",
+                subject, len(epochs), len(table), int((~table["kept"]).sum()), len(epochs.ch_names),
+                epochs.info["sfreq"], len(epochs.times))
+    return epochs, table
+
+
+def write_epochs(epochs, table: pd.DataFrame, epochs_path, table_path) -> None:
+    """Write ``epochs`` (FIF) and ``table`` (TSV) atomically; neither is left half-written."""
+    epochs_path, table_path = Path(epochs_path), Path(table_path)
+    try:
+        with atomic_path(epochs_path) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # temporary name does not end in -epo.fif
+            epochs.save(tmp, overwrite=True, fmt="single", verbose=False)
+        with atomic_path(table_path) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, na_rep=_NA, float_format="%.4f")
+    except BaseException:
+        for p in (epochs_path, table_path):
+            if p.exists():
+                p.unlink()
+        raise
+
+
+# --------------------------------------------------------------------------------------------
+# readers for models
+# --------------------------------------------------------------------------------------------
+@dataclass
+class EEGData:
+    """Epochs of one subject as arrays.
+
+    Attributes
+    ----------
+    X : ndarray, shape (n_epochs, n_channels, n_times), float32
+        Volts, as MNE stores them.
+    y : ndarray, shape (n_epochs,), int
+        Index into ``classes``.
+    classes : list of str
+        Class names in config ``eeg.events`` order.
+    sessions, runs : ndarray of str, shape (n_epochs,)
+    ch_names : list of str
+    sfreq : float
+    subject : str
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    classes: list
+    sessions: np.ndarray
+    runs: np.ndarray
+    ch_names: list
+    sfreq: float
+    subject: str
+    meta: pd.DataFrame = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, mask) -> "EEGData":
+        """The epochs selected by a boolean mask or index array."""
+        return EEGData(
+            self.X[mask], self.y[mask], list(self.classes), self.sessions[mask], self.runs[mask],
+            list(self.ch_names), self.sfreq, self.subject,
+            None if self.meta is None else self.meta.iloc[np.arange(len(self.y))[mask]].reset_index(drop=True),
+        )
+
+
+def load_epochs(path: str | os.PathLike) -> EEGData:
+    """Read an ``*_epo.fif`` written by :func:`write_epochs` into an :class:`EEGData`."""
+    import mne
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: epochs file not found")
+    try:
+        epochs = mne.read_epochs(path, preload=True, verbose=False)
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"{path}: cannot read epochs ({type(exc).__name__}: {exc})") from exc
+    md = epochs.metadata
+    if md is None or not {"session", "run"} <= set(md.columns):
+        raise ValueError(f"{path}: epochs lack metadata columns 'session' and 'run'")
+    classes = [c for c, _ in sorted(epochs.event_id.items(), key=lambda kv: kv[1])]
+    code_to_index = {epochs.event_id[c]: i for i, c in enumerate(classes)}
+    y = np.array([code_to_index[c] for c in epochs.events[:, 2]], dtype=int)
+    subject = str(md["subject"].iloc[0]) if "subject" in md and len(md) else path.name.split("_")[0][4:]
+    return EEGData(
+        X=epochs.get_data(copy=False).astype(np.float32),
+        y=y,
+        classes=classes,
+        sessions=md["session"].astype(str).to_numpy(),
+        runs=md["run"].astype(str).to_numpy(),
+        ch_names=list(epochs.ch_names),
+        sfreq=float(epochs.info["sfreq"]),
+        subject=subject,
+        meta=md.reset_index(drop=True),
+    )
+
+
+class ChannelStandardizer(TransformerMixin, BaseEstimator):
+    """Per-channel z-scoring of epochs, statistics from the training epochs only.
+
+    Parameters
+    ----------
+    eps : float
+        Channels whose standard deviation is below ``eps`` are left unscaled.
+
+    Attributes
+    ----------
+    mean_, scale_ : ndarray, shape (n_channels,)
+        Mean and standard deviation over training epochs and time.
+    n_channels_ : int
+    """
+
+    def __init__(self, eps: float = 1e-20):
+        self.eps = eps
+
+    @staticmethod
+    def _check(X):
+        X = np.asarray(X)
+        if X.ndim != 3:
+            raise ValueError(f"ChannelStandardizer expects X of shape (n_epochs, n_channels, n_times), got {X.shape}")
+        return X
+
+    def fit(self, X, y=None):
+        """Per-channel mean and standard deviation over epochs and time of ``X``."""
+        X = self._check(X)
+        self.mean_ = X.mean(axis=(0, 2), dtype=np.float64)
+        scale = X.std(axis=(0, 2), dtype=np.float64)
+        self.scale_ = np.where(scale < self.eps, 1.0, scale)
+        self.n_channels_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        """Z-score each channel with the training statistics (dtype of ``X`` kept)."""
+        check_is_fitted(self, ["mean_", "scale_"])
+        X = self._check(X)
+        if X.shape[1] != self.n_channels_:
+            raise ValueError(f"X has {X.shape[1]} channels, the standardizer was fitted on {self.n_channels_}")
+        out = (X - self.mean_[None, :, None]) / self.scale_[None, :, None]
+        return out.astype(X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64, copy=False)
+
+    def inverse_transform(self, X):
+        check_is_fitted(self, ["mean_", "scale_"])
+        X = self._check(X)
+        return (X * self.scale_[None, :, None] + self.mean_[None, :, None]).astype(X.dtype, copy=False)
+
+
+def alignment_matrix(X, reg: float = 1e-6) -> np.ndarray:
+    """R^-1/2 of the mean trial covariance R = mean_i X_i X_i^T / T (He & Wu 2019).
+
+    ``reg`` adds ``reg * trace(R) / C`` to the diagonal, so rank-deficient data (e.g. average
+    reference) stay finite.
+    """
+    from pyriemann.utils.base import invsqrtm
+
+    X = np.asarray(X, dtype=np.float64)
+    R = np.einsum("nct,ndt->cd", X, X) / (X.shape[0] * X.shape[2])
+    R += reg * np.trace(R) / R.shape[0] * np.eye(R.shape[0])
+    return invsqrtm(R)
+
+
+def euclidean_alignment(X, groups=None, reg: float = 1e-6) -> np.ndarray:
+    """Euclidean alignment (He & Wu 2019): X_i <- R^-1/2 X_i, R the mean trial covariance.
+
+    Unsupervised (no labels), so a held-out subject can be aligned with its own unlabelled
+    trials. Trial covariances are divided by the number of samples, so the aligned trials
+    have identity mean covariance (the paper's R differs by that constant factor).
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_epochs, n_channels, n_times)
+    groups : array-like, shape (n_epochs,), optional
+        Subject of each epoch; each subject is aligned with its own reference. Default: all
+        epochs are one subject.
+    reg : float
+        Diagonal loading of R relative to its mean eigenvalue.
+
+    Returns
+    -------
+    ndarray
+        Aligned epochs, same shape and dtype as ``X``.
+    """
+    X = np.asarray(X)
+    if X.ndim != 3:
+        raise ValueError(f"euclidean_alignment expects (n_epochs, n_channels, n_times), got {X.shape}")
+    dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64
+    groups = np.zeros(len(X), int) if groups is None else np.asarray(groups)
+    if len(groups) != len(X):
+        raise ValueError(f"groups has {len(groups)} entries for {len(X)} epochs")
+    out = np.empty(X.shape, dtype=dtype)
+    for g in np.unique(groups):
+        m = groups == g
+        W = alignment_matrix(X[m], reg)
+        out[m] = np.einsum("cd,ndt->nct", W, X[m].astype(np.float64)).astype(dtype)
+    return out
