@@ -12,6 +12,7 @@ rule layer_commitment:
     params:
         scoring=config["scoring"],
         seed=config["seed"],
+        layers=lambda w: config["features"]["backbones"].get(w.backbone, {}).get("layers", []),
     log:
         f"{R}/logs/layer_commitment/sub-{{subject}}_backbone-{{backbone}}.log",
     benchmark:

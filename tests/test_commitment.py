@@ -100,3 +100,35 @@ def test_subsampling_curves(rng):
         subsample(X, Y, sizes=[50])
     with pytest.raises(ValueError, match="metric must be one of"):
         subsample(X, Y, metric="nope")
+
+
+def test_commit_subject_end_to_end(tmp_path, rng):
+    from neuroattn.data.betas import Betas
+    from neuroattn.metrics.commitment import commit_subject
+
+    images = np.array([f"img{i:04d}.png" for i in range(80)])
+    toks = {"early": rng.normal(size=(80, 4, 5)), "late": rng.normal(size=(80, 1, 6))}
+    with FeatureWriter(tmp_path / "f.h5", images, attrs={"weights": "random"}, dtype="float32") as w:
+        w.add(toks, {"early": (2, 2), "late": (1, 1)})
+    store = FeatureStore(tmp_path / "f.h5")
+    # ret voxels read the top-left cell of 'early'; cat voxels read 'late'
+    sig = np.c_[toks["early"][:, 0, :3] @ rng.normal(size=(3, 6)), toks["late"][:, 0, :3] @ rng.normal(size=(3, 4))]
+    test = images[:20]
+    trial_image = np.r_[images[20:], np.repeat(test, 3)]
+    idx = np.r_[np.arange(20, 80), np.repeat(np.arange(20), 3)]
+    trial_betas = sig[idx] + 0.3 * rng.normal(size=(len(idx), 10))
+    roi = np.array(["ret_v1"] * 6 + ["cat_face"] * 4)
+    betas = Betas(subject="01", trial_betas=trial_betas, trial_image=trial_image, voxel_roi=roi)
+    rows, table = commit_subject(betas, store, images[20:], test, layers=["early", "late"], backbone="net",
+                                 n_splits=3, pca=None, pool_grid=2)
+    assert set(table.loc[table.committed, "layer"] + ":" + table.loc[table.committed, "roi"]) == {
+        "early:ret_v1", "late:cat_face"}
+    df = write_scores(tmp_path / "s.tsv", rows)
+    back = read_scores(tmp_path / "s.tsv")
+    assert len(back) == len(df) and set(back.metric) == {"pearson_r", "ceiled_ev", "noise_normalized_r2"}
+    r = back[(back.model == "net_committed") & (back.metric == "pearson_r")].set_index("target")
+    assert (r["value"] > 0.8).all() and (r["ceiling"] > 0.8).all() and (r["ceiling"] <= 1).all()
+    with pytest.raises(KeyError, match="no layer.*'nope'"):
+        commit_subject(betas, store, images[20:], test, layers=["nope"])
+    with pytest.raises(ValueError, match="0 public and 20 held-out"):
+        commit_subject(betas, store, [], test, layers=["early"])

@@ -207,3 +207,72 @@ def heldout_rows(commitment: Commitment, subject: str, backbone: str, noise_ceil
                 out.append(score_row(subject, "fmri", model, roi, "noise_normalized_r2",
                                      float(np.nanmedian(nnr2)), ceiling=ceil, n=int(np.isfinite(nnr2).sum())))
     return out
+
+
+def subject_noise_ceiling(betas, heldout_images) -> np.ndarray:
+    """Per-voxel NSD noise ceiling for predicting ``heldout_images`` (repeat-averaged betas).
+
+    Uses the beta file's ``ncsnr`` when filled, else estimates it from the repeated held-out
+    trials; NaN when neither is possible (no repeats).
+    """
+    from .ceiling import ncsnr as _ncsnr, nsd_noise_ceiling
+
+    snr = np.asarray(betas.ncsnr, dtype=np.float64)
+    if not np.isfinite(snr).any():
+        try:
+            snr = _ncsnr(betas.repeats(heldout_images))
+        except ValueError as exc:
+            log.warning("sub-%s: no noise ceiling (%s)", betas.subject, exc)
+            return np.full(betas.betas.shape[1], np.nan)
+    pos = {im: i for i, im in enumerate(betas.images)}
+    reps = betas.n_repeats[[pos[im] for im in heldout_images]]
+    return nsd_noise_ceiling(snr, reps)
+
+
+def commit_subject(betas, store, train_images, test_images, layers: Sequence[str] | None = None,
+                   backbone: str = "backbone", regression: str = "pls", n_splits: int = 10,
+                   train_size: float = 0.9, random_state: int = 1, n_components: int = 25,
+                   pool_grid: int | None = 4, pca: int | None = 256, seed: int = 0,
+                   per_layer_rows: bool = True) -> tuple[list[dict], pd.DataFrame]:
+    """Layer commitment for one subject: leaderboard rows and the per-layer table.
+
+    Parameters
+    ----------
+    betas : neuroattn.data.betas.Betas
+    store : neuroattn.features.FeatureStore
+    train_images, test_images : the image split; the subject's public images are its images in
+        the train split, its held-out images those in the test split (both must be in the store).
+    layers : layers in depth order (default: the store's).
+    backbone : model name prefix of the rows.
+    regression, n_splits, train_size, random_state, n_components : see :func:`linear_predictivity`.
+    pool_grid, pca, seed : layer features, see :func:`stream_layers`.
+    per_layer_rows : also write ``<backbone>_<layer>`` rows.
+
+    Returns
+    -------
+    rows : list of dict
+        Leaderboard rows (:func:`heldout_rows`).
+    table : DataFrame
+        ``roi, layer, depth, value, error, n_units, n_features, committed, heldout_r`` (public
+        predictivity of every layer, and the held-out median r for reference).
+    """
+    layers = list(store.layers if layers is None else layers)
+    missing = [lay for lay in layers if lay not in store.layers]
+    if missing:
+        raise KeyError(f"{store.path}: no layer(s) {missing}; available: {', '.join(store.layers)}")
+    seen = set(betas.images)
+    public = np.array(sorted(seen & set(map(str, train_images))))
+    heldout = np.array(sorted(seen & set(map(str, test_images))))
+    if len(public) == 0 or len(heldout) < 3:
+        raise ValueError(f"sub-{betas.subject}: {len(public)} public and {len(heldout)} held-out images; "
+                         "layer commitment needs both (check the image split)")
+    Yp, Yh = betas.select(public), betas.select(heldout)
+    nc = subject_noise_ceiling(betas, heldout)
+    com = commit_layers(stream_layers(store, layers, public, heldout, pool_grid=pool_grid, pca=pca, random_state=seed),
+                        Yp, Yh, betas.voxel_roi, regression=regression, n_splits=n_splits, train_size=train_size,
+                        random_state=random_state, n_components=n_components)
+    table = com.public.copy()
+    table["heldout_r"] = [float(np.nanmedian(com.heldout_r[(lay, roi)])) for roi, lay in zip(table.roi, table.layer)]
+    for roi, lay in com.committed.items():
+        log.info("sub-%s %s: committed %s", betas.subject, roi, lay)
+    return heldout_rows(com, betas.subject, backbone, nc, betas.voxel_roi, per_layer=per_layer_rows), table
