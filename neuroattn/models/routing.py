@@ -496,11 +496,18 @@ class TorchVoxelEncoder(RegressorMixin, BaseEstimator):
     def save(self, path) -> None:
         """Write parameters, fitted state and weights to ``path`` (atomically; torch format)."""
         self._check_fitted()
-        state = {}
-        for k in self._STATE:
-            v = getattr(self, k)
-            state[k] = torch.as_tensor(v) if isinstance(v, np.ndarray) else (list(v) if isinstance(v, tuple) else v)
-        blob = {"class": type(self).__name__, "params": self.get_params(), "state": state,
+        def plain(v):  # only tensors and plain Python values, so that weights_only loading works
+            if isinstance(v, np.ndarray):
+                return torch.as_tensor(v)
+            if isinstance(v, np.generic):
+                return v.item()
+            if isinstance(v, (list, tuple)):
+                return [plain(x) for x in v]
+            return v
+
+        state = {k: plain(getattr(self, k)) for k in self._STATE}
+        params = {k: plain(v) for k, v in self.get_params().items()}
+        blob = {"class": type(self).__name__, "params": params, "state": state,
                 "weights": [m.state_dict() for m in self.modules_]}
         with atomic_path(path) as tmp:
             torch.save(blob, tmp)
