@@ -6,15 +6,19 @@ def backbone_cfg(name):
 
 
 def backbone_weights(wildcards):
+    """The trained weights (weights: train), the local weights file (a path), or none (random)."""
     w = backbone_cfg(wildcards.backbone).get("weights")
-    return [f"{R}/features/{wildcards.backbone}/weights.pt"] if w == "train" else []
+    if w == "train":
+        return [f"{R}/features/{wildcards.backbone}/weights.pt"]
+    return [w] if w else []
 
 
 rule train_backbone:
     input:
         dataset=fmri_dataset,
     output:
-        f"{R}/features/{{backbone}}/weights.pt",
+        weights=f"{R}/features/{{backbone}}/weights.pt",
+        history=f"{R}/features/{{backbone}}/training.tsv",
     params:
         bids_root=fmri_root(),
         backbone=lambda w: backbone_cfg(w.backbone),

@@ -1,0 +1,379 @@
+"""Vision backbones by name: the project's small CNN, torchvision models and (optionally) timm models.
+
+:func:`load_backbone` returns a :class:`Backbone`, a thin wrapper holding the ``torch.nn.Module``
+(``.model``), its preprocessing (resize + normalise, :meth:`Backbone.preprocess`), the names of the
+layers features can be read from (``.layers``) and where its weights came from (``.weights``:
+``"random"``, ``"trained:<path>"`` or ``"pretrained:<path>"``, recorded in every feature cache).
+
+Nothing is ever downloaded: torchvision and timm models are built with random weights, and trained
+or pretrained weights come from a local state-dict file, read with ``torch.load(weights_only=True)``
+and checked key by key against the architecture.
+
+Names
+-----
+- ``smallcnn``: the project's own ResNet-like CNN (:class:`SmallCNN`) sized for 64-128 px stimuli;
+  stages ``layer1``..``layer4`` have strides 4, 8, 16, 32 (token grids 24x24, 12x12, 6x6, 3x3 at
+  96 px).
+- any torchvision classification model (``resnet18``, ``resnet50``, ``alexnet``, ``vit_b_16``, ...);
+  ViTs are built for the backbone's ``image_size`` (a multiple of the patch size).
+- ``timm:<name>`` for any timm model when timm is installed (``pip install neuroattn[timm]``),
+  e.g. ``timm:crossvit_9_240`` or ``timm:vit_small_patch14_dinov2``.
+
+Layers are module names as ``model.named_modules()`` spells them (``layer3``, ``features.8``,
+``encoder.layers.encoder_layer_11``); :meth:`Backbone.available_layers` lists them.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Layers read when none are given, per architecture.
+DEFAULT_LAYERS = {
+    "smallcnn": ["layer1", "layer2", "layer3", "layer4"],
+    "resnet18": ["layer1", "layer2", "layer3", "layer4"],
+    "resnet34": ["layer1", "layer2", "layer3", "layer4"],
+    "resnet50": ["layer1", "layer2", "layer3", "layer4"],
+    "resnet101": ["layer1", "layer2", "layer3", "layer4"],
+    "alexnet": ["features.2", "features.5", "features.7", "features.9", "features.12"],
+    "vit_b_16": [f"encoder.layers.encoder_layer_{i}" for i in (3, 7, 11)],
+    "vit_b_32": [f"encoder.layers.encoder_layer_{i}" for i in (3, 7, 11)],
+    "vit_l_16": [f"encoder.layers.encoder_layer_{i}" for i in (7, 15, 23)],
+}
+
+#: The classification head's weight key per architecture (to size ``num_classes`` from a state dict).
+_HEAD_KEYS = ("fc.weight", "classifier.6.weight", "heads.head.weight", "head.weight",
+              "classifier.weight", "classifier.1.weight", "classifier.3.weight")
+
+
+# --------------------------------------------------------------------------------------------------
+# The project's small CNN
+# --------------------------------------------------------------------------------------------------
+class _BasicBlock(nn.Module):
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                            nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity, inplace=True)
+
+
+class SmallCNN(nn.Module):
+    """A ResNet-like CNN for small (64-128 px) images, quick to train on a few CPU cores.
+
+    Stem (5x5 conv, stride 2, then 2x2 max-pool) and four stages of basic residual blocks named
+    ``layer1``..``layer4`` with strides 4, 8, 16 and 32 relative to the input, then global
+    average pooling and a linear classifier ``fc``.
+
+    Parameters
+    ----------
+    num_classes : int
+        Outputs of the classifier.
+    widths : sequence of 4 int
+        Channels of the four stages.
+    blocks : int
+        Residual blocks per stage.
+    """
+
+    def __init__(self, num_classes: int = 10, widths=(32, 64, 128, 256), blocks: int = 1):
+        super().__init__()
+        if len(widths) != 4:
+            raise ValueError(f"SmallCNN needs 4 stage widths, got {widths!r}")
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 5, 2, 2, bias=False), nn.BatchNorm2d(widths[0]),
+                                  nn.ReLU(inplace=True), nn.MaxPool2d(2))
+        c_in = widths[0]
+        for i, c in enumerate(widths):
+            stage = [_BasicBlock(c_in, c, 1 if i == 0 else 2)]
+            stage += [_BasicBlock(c, c, 1) for _ in range(blocks - 1)]
+            setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
+            c_in = c
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c_in, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+# --------------------------------------------------------------------------------------------------
+# The wrapper
+# --------------------------------------------------------------------------------------------------
+class Backbone:
+    """A vision network with its preprocessing and readable layers.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (put in eval mode).
+    name : str
+        Name it was loaded by (``smallcnn``, ``resnet50``, ``timm:...``).
+    image_size : int
+        Side (px) images are resized to before the forward pass.
+    mean, std : sequence of 3 float
+        Per-channel normalisation applied to images scaled to [0, 1].
+    weights : str
+        ``"random"``, ``"trained:<path>"`` or ``"pretrained:<path>"``.
+    n_prefix_tokens : int
+        Leading non-spatial tokens of 3-D (transformer) layer outputs (1 for a CLS token; 0 for
+        CNNs). The first one is returned apart as the CLS token; the others are dropped.
+    default_layers : list of str, optional
+        Layers read when none are asked for.
+    """
+
+    def __init__(self, model, name, image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD, weights="random",
+                 n_prefix_tokens=0, default_layers=None):
+        self.model = model.eval()
+        self.name = str(name)
+        self.image_size = int(image_size)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.weights = weights
+        self.n_prefix_tokens = int(n_prefix_tokens)
+        self.default_layers = list(default_layers or [])
+        self._modules = dict(model.named_modules())
+
+    def __repr__(self):
+        return (f"Backbone({self.name!r}, image_size={self.image_size}, weights={self.weights!r}, "
+                f"device={self.device})")
+
+    # --- layers ------------------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[str]:
+        """Default layers to read (``default_layers``, else the top-level children)."""
+        return self.default_layers or [n for n, _ in self.model.named_children()]
+
+    def available_layers(self) -> list[str]:
+        """Every module name a feature can be read from."""
+        return [n for n in self._modules if n]
+
+    def module(self, layer: str) -> nn.Module:
+        """The submodule named ``layer``; KeyError listing the available ones otherwise."""
+        if not layer or layer not in self._modules:
+            avail = self.available_layers()
+            shown = ", ".join(avail[:60]) + (f", ... ({len(avail)} in all)" if len(avail) > 60 else "")
+            raise KeyError(f"backbone {self.name!r} has no layer {layer!r}; available: {shown}")
+        return self._modules[layer]
+
+    # --- device ------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        p = next(self.model.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def to(self, device):
+        """Move the model to ``device`` (``"auto"`` resolves to cuda when present); returns self."""
+        from ..utils import resolve_device
+
+        if isinstance(device, str) and device in {"auto", "cpu", "cuda"}:
+            device = resolve_device(device)
+        self.model.to(device)
+        return self
+
+    # --- preprocessing -----------------------------------------------------------------------------
+    def to_unit(self, images) -> torch.Tensor:
+        """uint8 images (b, H, W, 3) -> float (b, 3, S, S) in [0, 1] on the model's device.
+
+        Images are resized (bilinear, antialiased) to ``image_size`` x ``image_size`` when their size
+        differs; the aspect ratio is not kept.
+        """
+        x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"images must be (n, H, W, 3) RGB, got shape {tuple(x.shape)}")
+        if x.dtype != torch.uint8:
+            raise ValueError(f"images must be uint8 (0-255), got {x.dtype}")
+        x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                              align_corners=False, antialias=True).clamp_(0.0, 1.0)
+        return x.contiguous()
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise [0, 1] images (b, 3, S, S) with the backbone's mean and std."""
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def preprocess(self, images) -> torch.Tensor:
+        """uint8 images (b, H, W, 3) -> the model's normalised input (b, 3, S, S)."""
+        return self.normalize(self.to_unit(images))
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------------
+def _torchvision_names() -> list[str]:
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def list_backbones() -> list[str]:
+    """Names :func:`load_backbone` accepts (``timm:<name>`` also works when timm is installed)."""
+    return ["smallcnn"] + _torchvision_names()
+
+
+def _build(name, num_classes, image_size, kw):
+    """Build the bare module for ``name``; returns (module, mean, std, n_prefix_tokens)."""
+    if name == "smallcnn":
+        return SmallCNN(num_classes=num_classes or 10, **kw), IMAGENET_MEAN, IMAGENET_STD, 0
+    if name.startswith("timm:"):
+        try:
+            import timm
+        except ImportError as exc:
+            raise ImportError(f"backbone {name!r} needs timm: pip install 'neuroattn[timm]'") from exc
+        args = dict(kw)
+        if num_classes:
+            args["num_classes"] = num_classes
+        model = timm.create_model(name[5:], pretrained=False, **args)  # never downloads
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        return (model, cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD),
+                int(getattr(model, "num_prefix_tokens", 0)))
+    import torchvision
+
+    if name not in _torchvision_names():
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(list_backbones())} "
+                         "(or 'timm:<name>' with timm installed)")
+    args = dict(kw)
+    if num_classes:
+        args["num_classes"] = num_classes
+    is_vit = name.startswith("vit_")
+    if is_vit:
+        args.setdefault("image_size", image_size)
+    # weights=None: random init; torchvision never downloads then.
+    model = torchvision.models.get_model(name, weights=None, **args)
+    return model, IMAGENET_MEAN, IMAGENET_STD, 1 if is_vit else 0
+
+
+def _unwrap_state_dict(obj, path):
+    if isinstance(obj, dict) and len(obj) == 1 and next(iter(obj)) in {"state_dict", "model", "model_state"}:
+        obj = next(iter(obj.values()))
+    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise ValueError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
+    if obj and all(k.startswith("module.") for k in obj):  # saved from DataParallel/DDP
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def read_state_dict(path) -> dict:
+    """Read a local state-dict file safely (``weights_only=True``); clear errors for bad paths."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise ValueError(f"{path}: cannot be read as torch weights ({exc})") from exc
+    return _unwrap_state_dict(obj, path)
+
+
+def check_state_dict(model: nn.Module, state: dict, path="<state dict>") -> None:
+    """Raise ValueError naming missing, unexpected and shape-mismatched keys of ``state``."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        def show(keys):
+            return ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {show(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {show(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches (file vs model): {show(shapes)}")
+        raise ValueError(f"{path}: weights do not match the architecture of {type(model).__name__}; "
+                         + "; ".join(parts))
+
+
+def _num_classes_from(state):
+    for k in _HEAD_KEYS:
+        if k in state and state[k].ndim == 2:
+            return int(state[k].shape[0])
+    return None
+
+
+def load_backbone(name: str, weights=None, *, image_size: int = 96, num_classes: int | None = None,
+                  origin: str = "pretrained", layers=None, device="cpu", **kw) -> Backbone:
+    """Build a backbone by name, with random or local weights.
+
+    Parameters
+    ----------
+    name : str
+        ``smallcnn``, a torchvision model name (``resnet18``, ``resnet50``, ``alexnet``,
+        ``vit_b_16``, ...) or ``timm:<name>``; :func:`list_backbones` lists them.
+    weights : str or Path, optional
+        Local state-dict file (``torch.load(weights_only=True)``; a ``{"state_dict": ...}`` wrapper
+        and a DataParallel ``module.`` prefix are accepted). Keys and shapes must match the
+        architecture exactly. None builds the network with random weights.
+    image_size : int
+        Side (px) images are resized to (ViTs are built for it).
+    num_classes : int, optional
+        Classifier outputs; by default read from the weights' head (``fc.weight``, ...) or the
+        architecture's default.
+    origin : {"pretrained", "trained"}
+        How the weights are recorded: ``"<origin>:<path>"``; ``"random"`` without weights.
+    layers : list of str, optional
+        Default layers of the returned backbone (else :data:`DEFAULT_LAYERS` of the architecture).
+    device : str
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    **kw
+        Passed to the architecture's constructor.
+
+    Returns
+    -------
+    Backbone
+
+    Raises
+    ------
+    ValueError
+        Unknown name (the known ones listed), or weights that do not fit the architecture (the
+        mismatching keys named).
+    FileNotFoundError
+        ``weights`` does not exist.
+    """
+    if origin not in {"pretrained", "trained"}:
+        raise ValueError(f"origin must be 'pretrained' or 'trained', got {origin!r}")
+    state = None
+    if weights is not None:
+        state = read_state_dict(weights)
+        if num_classes is None:
+            num_classes = _num_classes_from(state)
+    model, mean, std, n_prefix = _build(name, num_classes, image_size, kw)
+    tag = "random"
+    if state is not None:
+        check_state_dict(model, state, weights)
+        model.load_state_dict(state, strict=True)
+        tag = f"{origin}:{weights}"
+    bb = Backbone(model, name, image_size, mean, std, weights=tag, n_prefix_tokens=n_prefix,
+                  default_layers=layers or DEFAULT_LAYERS.get(name))
+    for layer in bb.layers:
+        bb.module(layer)  # unknown default layers fail here, listing the available ones
+    log.info("backbone %s (%s weights), %d parameters", name, tag,
+             sum(p.numel() for p in model.parameters()))
+    return bb.to(device)

@@ -1,0 +1,223 @@
+"""Train a backbone on the stimuli (category classification): the default feature basis here.
+
+No pretrained weights can be downloaded, so the configured network is trained on the stimulus
+images with their category labels (``stimuli/stimuli.tsv`` column ``category``), like an ImageNet
+backbone is trained on its labels; brain data are never used. Two options follow the recipe of
+the CrossViT Brain-Score paper (Berrios & Deza 2022: joint rotational invariance and adversarial
+training):
+
+- ``rotation``: each training image is rotated by an angle drawn uniformly in
+  [-rotation, rotation] degrees (bilinear, black corners, as torchvision's ``RandomRotation``);
+- ``adversarial``: Madry-style training on L-inf PGD examples in [0, 1] pixel space
+  (radius ``pgd_eps``, ``pgd_steps`` steps of size 2.5 * eps / steps, random start; the attack
+  runs with the network in eval mode so that it does not move the batch-norm statistics).
+
+AdamW with a per-step cosine learning-rate schedule; a stratified ``val_fraction`` of the images
+is held out to report validation accuracy. Deterministic given ``seed`` on CPU.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..utils import atomic_path, resolve_device
+from .backbones import Backbone
+from .extract import ImageSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingResult:
+    """Outcome of :func:`train_backbone`.
+
+    Attributes
+    ----------
+    classes : list of str, label of each classifier output
+    history : list of dict, per epoch: ``epoch``, ``loss``, ``train_acc`` (augmented batches),
+        ``val_acc``, ``lr``, ``seconds``
+    train_accuracy, val_accuracy : float, final accuracy on clean train / held-out images
+        (``val_accuracy`` is NaN without a validation set)
+    n_train, n_val : int
+    seconds : float, wall time
+    """
+
+    classes: list
+    history: list = field(default_factory=list)
+    train_accuracy: float = float("nan")
+    val_accuracy: float = float("nan")
+    n_train: int = 0
+    n_val: int = 0
+    seconds: float = 0.0
+
+
+def rotate(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """Rotate each image of ``x`` (b, 3, H, W) by ``degrees[i]`` about its centre (zeros outside)."""
+    rad = degrees.to(x) * (math.pi / 180.0)
+    cos, sin = torch.cos(rad), torch.sin(rad)
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def pgd_attack(backbone: Backbone, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
+               generator: torch.Generator | None = None, step_size: float | None = None) -> torch.Tensor:
+    """L-inf PGD adversarial examples of [0, 1] images ``x`` against ``backbone`` (labels ``y``).
+
+    Random start in the eps-ball, ``steps`` signed-gradient ascent steps on the cross-entropy,
+    projected back onto the ball and [0, 1]. The model is in eval mode during the attack.
+    """
+    if eps <= 0 or steps < 1:
+        return x
+    step_size = step_size or 2.5 * eps / steps
+    model = backbone.model
+    was_training = model.training
+    model.eval()
+    noise = torch.rand(x.shape, generator=generator, device="cpu").to(x.device)
+    delta = ((x + (noise * 2 - 1) * eps).clamp(0, 1) - x).detach()
+    try:
+        for _ in range(steps):
+            delta.requires_grad_(True)
+            loss = F.cross_entropy(model(backbone.normalize(x + delta)), y)
+            (grad,) = torch.autograd.grad(loss, delta)
+            delta = (delta.detach() + step_size * grad.sign()).clamp(-eps, eps)
+            delta = (x + delta).clamp(0, 1) - x
+    finally:
+        model.train(was_training)
+    return (x + delta).detach()
+
+
+@torch.no_grad()
+def accuracy(backbone: Backbone, images, labels, batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``backbone`` on uint8 images (clean, eval mode)."""
+    if len(labels) == 0:
+        return float("nan")
+    model = backbone.model
+    was_training = model.training
+    model.eval()
+    correct = 0
+    y = torch.as_tensor(labels)
+    for i in range(0, len(y), batch_size):
+        pred = model(backbone.preprocess(images[i:i + batch_size])).argmax(1).cpu()
+        correct += int((pred == y[i:i + batch_size]).sum())
+    model.train(was_training)
+    return correct / len(y)
+
+
+def _split(labels: np.ndarray, val_fraction: float, seed: int):
+    n = len(labels)
+    n_val = int(round(val_fraction * n))
+    if n_val == 0:
+        return np.arange(n), np.arange(0)
+    from sklearn.model_selection import train_test_split
+
+    counts = np.unique(labels, return_counts=True)[1]
+    strat = labels if counts.min() >= 2 and n_val >= len(counts) else None
+    tr, va = train_test_split(np.arange(n), test_size=n_val, random_state=seed, stratify=strat)
+    return np.sort(tr), np.sort(va)
+
+
+def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch_size: int = 64,
+                   lr: float = 2e-3, weight_decay: float = 5e-4, rotation: float = 0.0,
+                   adversarial: bool = False, pgd_eps: float = 0.01, pgd_steps: int = 3,
+                   val_fraction: float = 0.1, seed: int = 0, device="auto") -> TrainingResult:
+    """Train ``backbone`` (in place) to classify ``images`` into ``labels``.
+
+    Parameters
+    ----------
+    backbone : Backbone
+        Its classifier must have one output per class (``load_backbone(..., num_classes=k)``).
+    images : uint8 array (n, H, W, 3) or list of paths
+        Held in memory during training.
+    labels : sequence of str or int, (n,)
+        Classes are the sorted unique labels.
+    epochs, batch_size, lr, weight_decay : training schedule (AdamW, cosine per step).
+    rotation : float
+        Maximum rotation (degrees) of the augmentation; 0 = none.
+    adversarial : bool
+        Train on PGD examples (``pgd_eps``, ``pgd_steps``).
+    val_fraction : float
+        Stratified share of the images held out for validation accuracy.
+    seed : int
+    device : str
+
+    Returns
+    -------
+    TrainingResult
+    """
+    t0 = time.perf_counter()
+    src = ImageSource(images)
+    imgs = src[:] if src._arr is not None else np.stack(src[:])
+    labels = np.asarray(labels).astype(str)
+    if len(labels) != len(imgs):
+        raise ValueError(f"{len(labels)} labels for {len(imgs)} images")
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise ValueError(f"backbone training needs at least 2 categories, got {classes}")
+    y_all = np.searchsorted(classes, labels)
+    backbone.to(resolve_device(device))
+    dev = backbone.device
+    model = backbone.model
+    with torch.no_grad():
+        n_out = model.eval()(backbone.preprocess(imgs[:1])).shape[-1]
+    if n_out != len(classes):
+        raise ValueError(f"backbone {backbone.name!r} has {n_out} outputs but the labels have "
+                         f"{len(classes)} classes; load it with num_classes={len(classes)}")
+    tr, va = _split(y_all, val_fraction, seed)
+    x_tr, y_tr = imgs[tr], torch.as_tensor(y_all[tr])
+    gen = torch.Generator().manual_seed(seed)
+    steps_per_epoch = math.ceil(len(tr) / batch_size)
+    total = max(epochs * steps_per_epoch, 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    result = TrainingResult(classes=list(classes), n_train=len(tr), n_val=len(va))
+    for epoch in range(epochs):
+        te = time.perf_counter()
+        model.train()
+        perm = torch.randperm(len(tr), generator=gen).numpy()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for i in range(0, len(tr), batch_size):
+            idx = perm[i:i + batch_size]
+            x = backbone.to_unit(x_tr[idx])
+            y = y_tr[idx].to(dev)
+            if rotation > 0:
+                angles = (torch.rand(len(idx), generator=gen) * 2 - 1) * rotation
+                x = rotate(x, angles.to(dev))
+            if adversarial:
+                x = pgd_attack(backbone, x, y, pgd_eps, pgd_steps, generator=gen)
+            logits = model(backbone.normalize(x))
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(idx)
+        val_acc = accuracy(backbone, imgs[va], y_all[va]) if len(va) else float("nan")
+        row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
+               "val_acc": val_acc, "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - te}
+        result.history.append(row)
+        log.info("epoch %d/%d  loss %.4f  train acc %.3f  val acc %.3f  (%.1f s)", epoch + 1, epochs,
+                 row["loss"], row["train_acc"], val_acc, row["seconds"])
+    model.eval()
+    result.train_accuracy = accuracy(backbone, x_tr, y_tr.numpy())
+    result.val_accuracy = result.history[-1]["val_acc"] if result.history else accuracy(backbone, imgs[va], y_all[va])
+    result.seconds = time.perf_counter() - t0
+    log.info("trained %s on %d images (%d classes): train acc %.3f, val acc %.3f, %.1f s", backbone.name,
+             len(tr), len(classes), result.train_accuracy, result.val_accuracy, result.seconds)
+    return result
+
+
+def save_weights(backbone: Backbone, path) -> None:
+    """Write the backbone's state dict (CPU tensors) to ``path`` atomically."""
+    state = {k: v.detach().cpu() for k, v in backbone.model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
