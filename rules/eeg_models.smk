@@ -1,5 +1,6 @@
-# EEG decoders (BaseNet + channel attention, EEGNet, ShallowConvNet, CSP+LDA, TS+LR) per
-# subject x protocol x model. `within`: train session 1, test session 2; `loso`: the subject held out.
+# EEG decoders (BaseNet + channel attention, EEGNet, ShallowConvNet, CSP+LDA, TS+LR): one job per
+# subject x protocol runs every configured model (one start-up, one data load).
+# `within`: train session 1, test session 2; `loso`: the subject held out, trained on the others.
 EM = config["eeg_models"]
 
 
@@ -12,17 +13,17 @@ rule eeg_model:
     input:
         epochs=eeg_model_inputs,
     output:
-        scores=f"{R}/sub-{{subject}}/eeg/models/sub-{{subject}}_protocol-{{protocol}}_model-{{model}}_scores.tsv",
-        pred=f"{R}/sub-{{subject}}/eeg/models/sub-{{subject}}_protocol-{{protocol}}_model-{{model}}_pred.h5",
+        scores=f"{R}/sub-{{subject}}/eeg/models/sub-{{subject}}_protocol-{{protocol}}_scores.tsv",
+        pred=f"{R}/sub-{{subject}}/eeg/models/sub-{{subject}}_protocol-{{protocol}}_pred.h5",
     params:
         cfg=EM,
-        eeg=config["eeg"],
+        align=config["eeg"].get("euclidean_alignment", True),
         seed=config["seed"],
         device=config["device"],
     log:
-        f"{R}/logs/eeg_model/sub-{{subject}}_protocol-{{protocol}}_model-{{model}}.log",
+        f"{R}/logs/eeg_model/sub-{{subject}}_protocol-{{protocol}}.log",
     benchmark:
-        f"{R}/benchmarks/eeg_model/sub-{{subject}}_protocol-{{protocol}}_model-{{model}}.tsv"
+        f"{R}/benchmarks/eeg_model/sub-{{subject}}_protocol-{{protocol}}.tsv"
     threads: 1
     resources:
         mem_mb=3000,
@@ -35,5 +36,4 @@ SCORE_FILES += expand(
     rules.eeg_model.output.scores,
     subject=EEG_SUBJECTS,
     protocol=[p for p in EM["protocols"] if p == "within" or len(EEG_SUBJECTS) > 1],
-    model=EM["models"],
 )

@@ -268,6 +268,10 @@ def make_eeg_estimator(name: str, *, seed: int = 0, sfreq: float | None = None, 
                        device: str = "auto", module_kwargs: dict | None = None):
     """Estimator for leaderboard model ``name`` (see the module docstring).
 
+    ``module_kwargs`` maps an architecture (``basenet``, ``eegnet``, ``shallow``) to its settings
+    (e.g. ``{"basenet": {"reduction": 8, "temporal_kernel": 25}}``); the other arguments are the
+    training settings of :class:`TorchEEGClassifier`.
+
     Raises
     ------
     ValueError
@@ -286,4 +290,4 @@ def make_eeg_estimator(name: str, *, seed: int = 0, sfreq: float | None = None, 
     return TorchEEGClassifier(arch=arch, attention=att or None, sfreq=sfreq, epochs=epochs,
                               batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs,
                               val_fraction=val_fraction, patience=patience, seed=seed, device=device,
-                              module_kwargs=module_kwargs)
+                              module_kwargs=dict((module_kwargs or {}).get(arch) or {}) or None)

@@ -1,0 +1,261 @@
+"""Evaluation protocols for the EEG decoders, and their outputs (leaderboard rows, an HDF5 file).
+
+Protocols
+---------
+``within``
+    Within-subject, cross-session (BCI IV 2a T/E): train on the subject's first session (sessions
+    in sorted order), test on the second.
+``loso``
+    Leave one subject out: train on every other subject's trials (all sessions), test on all of
+    the held-out subject's trials. Optional Euclidean alignment, per subject, of each subject's
+    own trials (for the test subject, its unlabelled test trials; nothing of it reaches training).
+
+Every model sees the same data: per-channel standardisation fitted on the training trials only
+(``neuroattn.data.eeg.ChannelStandardizer``); no model selection on test data (early stopping,
+when configured, uses a validation split of the training trials). Several seeds give mean +- sd.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .leaderboard import score_row
+from .models.eeg_estimators import check_channels, make_eeg_estimator
+
+__all__ = [
+    "ModelResult", "check_class_coverage", "evaluate_models", "loso_data", "result_rows",
+    "run_protocol", "within_split", "write_results_h5", "PROTOCOLS",
+]
+
+log = logging.getLogger("neuroattn.eeg_evaluation")
+PROTOCOLS = ("within", "loso")
+
+
+@dataclass
+class ModelResult:
+    """One model's test-set outcome over seeds."""
+
+    name: str
+    y_true: np.ndarray  # (n,) class indices
+    y_pred: np.ndarray  # (n_seeds, n)
+    proba: np.ndarray  # (n_seeds, n, n_classes)
+    accuracy: np.ndarray  # (n_seeds,)
+    kappa: np.ndarray  # (n_seeds,)
+    confusion: np.ndarray  # (n_seeds, n_classes, n_classes)
+    deterministic: bool
+    fit_seconds: float
+    importance: dict = field(default_factory=dict)
+
+
+def check_class_coverage(y: np.ndarray, classes, where: str) -> None:
+    """Raise ``ValueError`` naming the classes of ``classes`` absent from labels ``y`` (indices)."""
+    present = set(np.unique(np.asarray(y)).tolist())
+    missing = [c for i, c in enumerate(classes) if i not in present]
+    if missing:
+        raise ValueError(f"{where}: no trials of class(es) {missing}; every class is needed to train and test")
+
+
+def within_split(data) -> tuple[np.ndarray, np.ndarray, str, str]:
+    """Indices of (train, test) trials: first vs second session of ``data`` (an ``EEGData``).
+
+    Raises
+    ------
+    ValueError
+        Fewer than two sessions, or a class missing from either session (named).
+    """
+    sessions = sorted(set(np.asarray(data.sessions).tolist()))
+    if len(sessions) < 2:
+        raise ValueError(f"sub-{data.subject}: protocol 'within' needs two sessions, found {sessions}")
+    if len(sessions) > 2:
+        log.warning("sub-%s: %d sessions; training on %s, testing on %s", data.subject, len(sessions),
+                    sessions[0], sessions[1])
+    s = np.asarray(data.sessions)
+    train, test = np.flatnonzero(s == sessions[0]), np.flatnonzero(s == sessions[1])
+    check_class_coverage(data.y[train], data.classes, f"sub-{data.subject} session {sessions[0]} (train)")
+    check_class_coverage(data.y[test], data.classes, f"sub-{data.subject} session {sessions[1]} (test)")
+    return train, test, sessions[0], sessions[1]
+
+
+def loso_data(datas: dict, test_subject: str, align: bool = True):
+    """Training and test arrays of leave-one-subject-out for ``test_subject``.
+
+    Parameters
+    ----------
+    datas : dict subject -> EEGData
+    test_subject : str
+    align : bool
+        Euclidean alignment of each subject's trials (its own reference covariance).
+
+    Returns
+    -------
+    X_train, y_train, X_test, y_test : arrays; and the list of training subjects.
+    """
+    if test_subject not in datas:
+        raise KeyError(f"loso: test subject {test_subject!r} not among the loaded subjects {sorted(datas)}")
+    if len(datas) < 2:
+        raise ValueError(f"loso needs at least two subjects (one to test, others to train), got {sorted(datas)}")
+    ref = datas[test_subject]
+    train_subjects = [s for s in sorted(datas) if s != test_subject]
+    for s in train_subjects:
+        d = datas[s]
+        check_channels(ref.ch_names, d.ch_names, f"loso: sub-{s} vs sub-{test_subject}")
+        if list(d.classes) != list(ref.classes):
+            raise ValueError(f"loso: sub-{s} classes {list(d.classes)} differ from sub-{test_subject}'s "
+                             f"{list(ref.classes)}")
+        if d.X.shape[2] != ref.X.shape[2] or float(d.sfreq) != float(ref.sfreq):
+            raise ValueError(f"loso: sub-{s} epochs ({d.X.shape[2]} samples at {d.sfreq} Hz) differ from "
+                             f"sub-{test_subject}'s ({ref.X.shape[2]} samples at {ref.sfreq} Hz)")
+
+    def prep(d):
+        if not align:
+            return d.X
+        from .data.eeg import euclidean_alignment
+
+        return euclidean_alignment(d.X)
+
+    X_train = np.concatenate([prep(datas[s]) for s in train_subjects]).astype(np.float32)
+    y_train = np.concatenate([datas[s].y for s in train_subjects])
+    check_class_coverage(y_train, ref.classes, f"loso: training subjects {train_subjects}")
+    check_class_coverage(ref.y, ref.classes, f"loso: sub-{test_subject} (test)")
+    return X_train, y_train, prep(ref).astype(np.float32), ref.y, train_subjects
+
+
+def _standardize(X_train, X_test):
+    from .data.eeg import ChannelStandardizer
+
+    std = ChannelStandardizer().fit(X_train)
+    return std.transform(X_train).astype(np.float32), std.transform(X_test).astype(np.float32)
+
+
+def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), settings=None,
+                    sfreq=None, importance=True) -> list[ModelResult]:
+    """Fit every model on the training trials, predict the test trials, score, explain.
+
+    Parameters
+    ----------
+    X_train, X_test : arrays (n, C, T), already standardised
+    y_train, y_test : class indices
+    models : list of str
+        Leaderboard model names (see :func:`~neuroattn.models.eeg_estimators.make_eeg_estimator`).
+    seeds : sequence of int
+        One fit per seed for the nets; the classic pipelines are deterministic and fitted once.
+    settings : dict, optional
+        Keyword arguments of ``make_eeg_estimator`` (epochs, batch_size, lr, warmup_epochs,
+        val_fraction, patience, device, module_kwargs).
+    sfreq : float, optional
+    importance : bool
+        Compute channel importance per class on the test trials (first seed's model).
+    """
+    from sklearn.metrics import confusion_matrix
+
+    from .metrics import accuracy, cohen_kappa
+    from .models.eeg_interpret import channel_importance
+
+    settings = dict(settings or {})
+    n_classes = int(max(np.max(y_train), np.max(y_test)) + 1)
+    labels = np.arange(n_classes)
+    results = []
+    for name in models:
+        t0 = time.perf_counter()
+        deterministic = name in ("csp_lda", "ts_lr")
+        preds, probas, imp = [], [], {}
+        for i, seed in enumerate(seeds[:1] if deterministic else seeds):
+            est = make_eeg_estimator(name, seed=int(seed), sfreq=sfreq, **settings).fit(X_train, y_train)
+            proba = np.zeros((len(y_test), n_classes), dtype=np.float32)
+            proba[:, est.classes_] = est.predict_proba(X_test)
+            probas.append(proba)
+            preds.append(proba.argmax(1))
+            if importance and i == 0:
+                imp = channel_importance(est, X_test, y_test, X_train)
+        preds, probas = np.stack(preds), np.stack(probas)
+        acc = np.array([accuracy(y_test, p).value for p in preds])
+        kap = np.array([cohen_kappa(y_test, p).value for p in preds])
+        conf = np.stack([confusion_matrix(y_test, p, labels=labels) for p in preds])
+        dt = time.perf_counter() - t0
+        log.info("%s: accuracy %.3f (kappa %.3f) in %.1f s", name, acc.mean(), kap.mean(), dt)
+        results.append(ModelResult(name, np.asarray(y_test), preds, probas, acc, kap, conf, deterministic, dt, imp))
+    return results
+
+
+def run_protocol(protocol: str, datas: dict, subject: str, models, *, seeds=(0,), settings=None,
+                 align: bool = True, importance: bool = True):
+    """Run ``protocol`` for ``subject`` on loaded ``EEGData`` (dict subject -> data).
+
+    Returns
+    -------
+    results : list of ModelResult
+    meta : dict
+        subject, protocol, classes, ch_names, sfreq, n_train, n_test, train (what was trained on).
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if subject not in datas:
+        raise KeyError(f"subject {subject!r} not among the loaded subjects {sorted(datas)}")
+    ref = datas[subject]
+    if protocol == "within":
+        tr, te, s_tr, s_te = within_split(ref)
+        X_train, y_train, X_test, y_test = ref.X[tr], ref.y[tr], ref.X[te], ref.y[te]
+        trained_on = f"sub-{subject} session {s_tr}; tested on session {s_te}"
+    else:
+        X_train, y_train, X_test, y_test, subs = loso_data(datas, subject, align=align)
+        trained_on = "subjects " + ",".join(subs) + (" (Euclidean-aligned)" if align else "")
+    X_train, X_test = _standardize(X_train, X_test)
+    results = evaluate_models(X_train, y_train, X_test, y_test, models, seeds=tuple(seeds),
+                              settings=settings, sfreq=float(ref.sfreq), importance=importance)
+    meta = {"subject": subject, "protocol": protocol, "classes": list(ref.classes),
+            "ch_names": list(ref.ch_names), "sfreq": float(ref.sfreq), "n_train": int(len(y_train)),
+            "n_test": int(len(y_test)), "train": trained_on, "seeds": [int(s) for s in seeds]}
+    return results, meta
+
+
+def result_rows(results, subject: str, protocol: str) -> list[dict]:
+    """Leaderboard rows: accuracy and kappa per model, mean (value) and sd (error) over seeds."""
+    rows = []
+    for r in results:
+        for metric, vals in (("accuracy", r.accuracy), ("kappa", r.kappa)):
+            err = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+            rows.append(score_row(subject, "eeg", r.name, protocol, metric, float(np.mean(vals)),
+                                  error=err, n=len(r.y_true)))
+    return rows
+
+
+def write_results_h5(path, results, meta: dict) -> None:
+    """Predictions, confusion matrices and channel importance per model, for the report.
+
+    Layout: root datasets ``classes`` and ``ch_names`` (strings); root attrs ``subject``,
+    ``protocol``, ``classes`` / ``ch_names`` / ``seeds`` (JSON), ``sfreq``, ``n_train``,
+    ``n_test``, ``train``; one group per model with ``y_true`` (n,), ``y_pred`` (n_seeds, n),
+    ``proba`` (n_seeds, n, K), ``accuracy``/``kappa`` (n_seeds,), ``confusion`` (K, K; rows true,
+    columns predicted, summed over seeds), ``confusion_per_seed`` (n_seeds, K, K), ``importance``
+    (K, C; attr ``method``), and where available ``gradient_x_input`` (K, C) and ``attention``
+    (K, F) (attention gates over the net's feature maps).
+    """
+    import h5py
+
+    from .utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for k, v in meta.items():
+                f.attrs[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
+            f.create_dataset("classes", data=np.array(meta["classes"], dtype=object), dtype=h5py.string_dtype())
+            f.create_dataset("ch_names", data=np.array(meta["ch_names"], dtype=object), dtype=h5py.string_dtype())
+            for r in results:
+                g = f.create_group(r.name)
+                g.attrs["fit_seconds"] = r.fit_seconds
+                g.attrs["deterministic"] = r.deterministic
+                for key in ("y_true", "y_pred", "proba", "accuracy", "kappa"):
+                    g.create_dataset(key, data=getattr(r, key))
+                g.create_dataset("confusion", data=r.confusion.sum(0))
+                g.create_dataset("confusion_per_seed", data=r.confusion)
+                imp = r.importance
+                if imp:
+                    d = g.create_dataset("importance", data=imp["importance"])
+                    d.attrs["method"] = imp["method"]
+                    for key in ("gradient_x_input", "attention"):
+                        if imp.get(key) is not None:
+                            g.create_dataset(key, data=imp[key])
