@@ -1,0 +1,226 @@
+"""Fit one voxel encoder for one subject x backbone x layer and score it on the held-out images.
+
+Used by the ``encode`` rule. Models (``MODELS``): ``routing`` (:class:`RoutingEncoder`),
+``ridge_pooled`` and ``ridge_grid`` (:class:`RidgeEncoder`), ``spatial_feature``
+(:class:`SpatialFeatureEncoder`), all trained on the subject's training images (the split's
+``train`` images that the subject saw) and evaluated on the split's ``test`` images.
+
+Scores (leaderboard rows, ``modality=fmri``, ``target`` = ROI name and ``all``), medians over the
+ROI's modelled voxels:
+
+- ``pearson_r``: Pearson r between predicted and observed (repeat-averaged) test betas;
+  ``ceiling`` = median of sqrt(NC), the largest r a voxel's noise allows (r, not r^2, scale).
+- ``noise_normalized_r2``: ``max(r, 0)^2 / NC`` capped at 1 (Algonauts); ``ceiling`` = median NC.
+
+NC is the NSD noise ceiling ``nsd_noise_ceiling(ncsnr, n_repeats)`` of each voxel for the repeat
+counts of the test images. Rows of ``noise_normalized_r2`` are left out (and the ceiling of
+``pearson_r`` left empty) when the beta file has no ncsnr.
+
+Prediction file (HDF5): ``images`` (n_test,), ``voxel_index`` (V,) columns of the beta file,
+``voxel_roi`` (V,), ``voxel_hemi`` (V,), ``predictions`` and ``observed`` (n_test, V) float32
+(NaN predictions for voxels dropped as NaN/constant), ``pearson_r`` and ``noise_ceiling`` (V,);
+for ``routing`` (attention) and ``spatial_feature`` (learned spatial maps) a group ``attention``
+with ``rois`` (Q,) query names, ``mean`` (Q, h, w) mean map over test images, ``examples``
+(n_ex, Q, h, w) and ``example_images`` (n_ex,), and per-query summary columns under
+``attention/summary/`` (see :func:`~neuroattn.models.routing.summarize_attention`); attribute
+``kind`` = ``attention`` or ``spatial_map``. Root attributes: subject, backbone, layer, model,
+n_train, n_test, n_dropped_voxels, params (JSON).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from ..leaderboard import score_row
+from ..utils import atomic_path
+
+log = logging.getLogger("neuroattn.models.encoding")
+
+MODELS = ("routing", "ridge_pooled", "ridge_grid", "spatial_feature")
+_STR = h5py.string_dtype("utf-8")
+
+
+@dataclass
+class EncodingData:
+    """Features and betas of one subject on its train/test images."""
+
+    subject: str
+    X_train: np.ndarray  # (n_train, T, C)
+    X_test: np.ndarray
+    Y_train: np.ndarray  # (n_train, V)
+    Y_test: np.ndarray
+    train_images: np.ndarray
+    test_images: np.ndarray
+    test_repeats: np.ndarray  # (n_test,) trials averaged into each test row
+    voxel_roi: np.ndarray
+    voxel_hemi: np.ndarray
+    ncsnr: np.ndarray
+    grid: tuple
+
+
+def _names(images, k=5):
+    images = list(images)
+    return ", ".join(images[:k]) + (f" ... ({len(images)} in all)" if len(images) > k else "")
+
+
+def load_encoding_data(betas_path, features_path, split_path, layer) -> EncodingData:
+    """Read one subject's betas and one layer's tokens on the subject's train and test images.
+
+    Raises
+    ------
+    ValueError
+        When the beta file holds images that the feature cache lacks (naming them and both
+        files), or when the subject saw no train or no test image of the split.
+    """
+    from ..data.betas import Betas
+    from ..data.splits import read_split
+    from ..features.store import FeatureStore
+
+    betas = Betas.read(betas_path)
+    store = FeatureStore(features_path)
+    missing = np.setdiff1d(betas.images, store.images)
+    if len(missing):
+        raise ValueError(f"image lists differ: {betas_path} has betas for {len(missing)} image(s) that "
+                         f"{features_path} has no features for: {_names(missing)}")
+    train_all, test_all = read_split(split_path)
+    outside = np.setdiff1d(betas.images, np.concatenate([train_all, test_all]))
+    if len(outside):
+        log.warning("sub-%s: %d image(s) with betas are in neither split of %s; ignored: %s",
+                    betas.subject, len(outside), split_path, _names(outside))
+    train = np.intersect1d(train_all, betas.images)
+    test = np.intersect1d(test_all, betas.images)
+    if len(test) < len(test_all):
+        log.warning("sub-%s: %d of %d test images have no betas; scoring on the %d seen",
+                    betas.subject, len(test_all) - len(test), len(test_all), len(test))
+    if len(train) == 0 or len(test) < 3:
+        raise ValueError(f"{betas_path}: sub-{betas.subject} has {len(train)} training and {len(test)} test "
+                         f"images of the split {split_path}; need training images and at least 3 test images")
+    pos = {im: i for i, im in enumerate(betas.images)}
+    return EncodingData(
+        subject=betas.subject,
+        X_train=store.tokens(layer, train), X_test=store.tokens(layer, test),
+        Y_train=betas.select(train), Y_test=betas.select(test),
+        train_images=train, test_images=test,
+        test_repeats=betas.n_repeats[[pos[im] for im in test]],
+        voxel_roi=betas.voxel_roi, voxel_hemi=betas.voxel_hemi, ncsnr=np.asarray(betas.ncsnr, dtype=np.float64),
+        grid=store.grid(layer),
+    )
+
+
+def make_model(model: str, params: dict | None = None, *, seed: int = 0, device: str = "auto"):
+    """The estimator for a model name, with config ``params`` (unknown keys are refused)."""
+    from .baselines import RidgeEncoder, SpatialFeatureEncoder
+    from .routing import RoutingEncoder
+
+    params = dict(params or {})
+    if model == "routing":
+        return RoutingEncoder(**params, random_state=seed, device=device)
+    if model == "spatial_feature":
+        return SpatialFeatureEncoder(**params, random_state=seed, device=device)
+    if model in ("ridge_pooled", "ridge_grid"):
+        return RidgeEncoder(features=model.split("_")[1], **params)
+    raise ValueError(f"unknown encoding model {model!r}; choose from {', '.join(MODELS)}")
+
+
+def score_rows(subject, model, Y_test, pred, voxel_roi, ncsnr, test_repeats):
+    """Leaderboard rows per ROI and ``all`` (see the module docstring); also returns r and NC.
+
+    Voxels whose prediction is NaN (dropped in fit) are left out of the medians.
+    """
+    from ..metrics import noise_normalized_r2, nsd_noise_ceiling, pearson_r
+
+    r = pearson_r(Y_test, pred)
+    nc = nsd_noise_ceiling(ncsnr, test_repeats)
+    have_nc = np.isfinite(nc).any()
+    if not have_nc:
+        log.warning("sub-%s: no ncsnr in the beta file; noise_normalized_r2 rows left out", subject)
+    nnr2 = noise_normalized_r2(r, nc)
+    rows = []
+    roi = np.asarray(voxel_roi).astype(str)
+    for target in sorted(set(roi)) + ["all"]:
+        sel = np.isfinite(r) & ((roi == target) if target != "all" else True)
+        if not sel.any():
+            log.warning("sub-%s %s: ROI %r has no scored voxel; no rows", subject, model, target)
+            continue
+        n = int(sel.sum())
+        ok_nc = sel & np.isfinite(nc) & (nc > 0)
+        ceil_r = float(np.median(np.sqrt(nc[ok_nc]))) if ok_nc.any() else None
+        rows.append(score_row(subject, "fmri", model, target, "pearson_r", float(np.median(r[sel])),
+                              ceiling=ceil_r, n=n))
+        if ok_nc.any():
+            rows.append(score_row(subject, "fmri", model, target, "noise_normalized_r2",
+                                  float(np.median(nnr2[ok_nc])), ceiling=float(np.median(nc[ok_nc])),
+                                  n=int(ok_nc.sum())))
+    return rows, r, nc
+
+
+def run_encoding(data: EncodingData, model: str, params: dict | None = None, *, seed: int = 0,
+                 device: str = "auto", n_examples: int = 6):
+    """Fit ``model`` on the training images, predict the test images, score per ROI.
+
+    Returns
+    -------
+    result : dict
+        ``predictions`` (n_test, V), ``estimator``, ``rows`` (leaderboard rows), ``pearson_r`` and
+        ``noise_ceiling`` (V,), and for map-producing models ``maps`` (dict for the HDF5 group).
+    """
+    from .routing import summarize_attention
+
+    est = make_model(model, params, seed=seed, device=device)
+    log.info("sub-%s %s: fitting on %d images, %d voxels, tokens %s", data.subject, model,
+             len(data.X_train), data.Y_train.shape[1], data.X_train.shape[1:])
+    est.fit(data.X_train, data.Y_train, voxel_roi=data.voxel_roi, voxel_hemi=data.voxel_hemi, grid=data.grid)
+    pred = est.predict(data.X_test)
+    rows, r, nc = score_rows(data.subject, model, data.Y_test, pred, data.voxel_roi, data.ncsnr,
+                             data.test_repeats)
+    maps = None
+    if model == "routing":
+        att = est.attention_maps(data.X_test)
+        maps = {"kind": "attention", "rois": list(est.query_names_), "mean": att.mean(axis=0),
+                "examples": att[:n_examples], "example_images": data.test_images[:n_examples]}
+    elif model == "spatial_feature":
+        m = est.spatial_maps()
+        maps = {"kind": "spatial_map", "rois": list(est.query_names_), "mean": m}
+    if maps is not None:
+        maps["summary"] = summarize_attention(maps["mean"], maps["rois"])
+    return {"estimator": est, "predictions": pred, "rows": rows, "pearson_r": r, "noise_ceiling": nc,
+            "maps": maps}
+
+
+def write_predictions(path, data: EncodingData, result: dict, *, backbone="", layer="", model="",
+                      params: dict | None = None) -> None:
+    """Write the prediction HDF5 (layout in the module docstring) atomically."""
+    est = result["estimator"]
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for k, v in {"subject": data.subject, "backbone": backbone, "layer": layer, "model": model,
+                     "n_train": len(data.train_images), "n_test": len(data.test_images),
+                     "n_dropped_voxels": int(getattr(est, "n_dropped_voxels_", 0)),
+                     "params": json.dumps(params or {}, sort_keys=True, default=str)}.items():
+            f.attrs[k] = v
+        f.create_dataset("images", data=data.test_images.astype(object), dtype=_STR)
+        f.create_dataset("voxel_index", data=np.arange(len(data.voxel_roi), dtype=np.int32))
+        f.create_dataset("voxel_roi", data=data.voxel_roi.astype(object), dtype=_STR)
+        f.create_dataset("voxel_hemi", data=np.asarray(data.voxel_hemi).astype(str).astype(object), dtype=_STR)
+        f.create_dataset("predictions", data=result["predictions"].astype(np.float32))
+        f.create_dataset("observed", data=data.Y_test.astype(np.float32))
+        f.create_dataset("pearson_r", data=np.asarray(result["pearson_r"], dtype=np.float32))
+        f.create_dataset("noise_ceiling", data=np.asarray(result["noise_ceiling"], dtype=np.float32))
+        maps = result.get("maps")
+        if maps is not None:
+            g = f.create_group("attention")
+            g.attrs["kind"] = maps["kind"]
+            g.create_dataset("rois", data=np.asarray(maps["rois"], dtype=object), dtype=_STR)
+            g.create_dataset("mean", data=np.asarray(maps["mean"], dtype=np.float32))
+            if "examples" in maps:
+                g.create_dataset("examples", data=np.asarray(maps["examples"], dtype=np.float32))
+                g.create_dataset("example_images", data=np.asarray(maps["example_images"]).astype(object),
+                                 dtype=_STR)
+            s = g.create_group("summary")
+            for col in maps["summary"].columns:
+                v = maps["summary"][col].to_numpy()
+                s.create_dataset(col, data=v.astype(object) if v.dtype == object else v,
+                                 dtype=_STR if v.dtype == object else None)

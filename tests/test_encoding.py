@@ -1,0 +1,78 @@
+"""The encode pipeline: loading a subject's features/betas, fitting, scoring rows, prediction file."""
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuroattn.data.betas import Betas
+from neuroattn.data.splits import write_split
+from neuroattn.features.store import FeatureWriter
+from neuroattn.models.encoding import load_encoding_data, run_encoding, score_rows, write_predictions
+
+
+@pytest.fixture
+def files(tmp_path, rng):
+    """60 images (20 test shown twice), 3x3 tokens x 4 channels, 2 ROIs reading 2 token locations."""
+    images = np.array([f"img{i:04d}.png" for i in range(60)])
+    X = rng.standard_normal((60, 9, 4)).astype(np.float32)
+    W = rng.standard_normal((4, 6))
+    signal = np.concatenate([X[:, 0] @ W[:, :3], X[:, 8] @ W[:, 3:]], 1)
+    test = images[:20]
+    trial_image = np.concatenate([images, test])
+    idx = np.concatenate([np.arange(60), np.arange(20)])
+    trials = signal[idx] + 0.5 * rng.standard_normal((80, 6))
+    b = Betas(subject="01", trial_betas=trials, trial_image=trial_image,
+              voxel_roi=np.array(["ret_a"] * 3 + ["cat_b"] * 3), ncsnr=np.full(6, 2.0))
+    b.write(tmp_path / "betas.h5")
+    with FeatureWriter(tmp_path / "features.h5", images, attrs={"weights": "random"}, dtype="float32") as fw:
+        fw.add({"layer1": X}, {"layer1": (3, 3)})
+    write_split(pd.DataFrame({"image": images, "split": np.where(np.isin(images, test), "test", "train"),
+                              "n_subjects": 1}), tmp_path / "split.tsv")
+    return tmp_path
+
+
+def test_load_and_ridge_pooled_rows(files):
+    data = load_encoding_data(files / "betas.h5", files / "features.h5", files / "split.tsv", "layer1")
+    assert data.X_train.shape == (40, 9, 4) and data.Y_test.shape == (20, 6) and data.grid == (3, 3)
+    assert (data.test_repeats == 2).all()
+    res = run_encoding(data, "ridge_grid", {"alphas": [1.0, 10.0, 100.0], "cv": 3})
+    rows = {(r["target"], r["metric"]): r for r in res["rows"]}
+    assert set(rows) == {(t, m) for t in ("ret_a", "cat_b", "all") for m in ("pearson_r", "noise_normalized_r2")}
+    nc = 4.0 / (4.0 + 0.5)  # ncsnr 2, every test image averaged over 2 trials
+    assert rows[("all", "noise_normalized_r2")]["ceiling"] == pytest.approx(nc)
+    assert rows[("all", "pearson_r")]["ceiling"] == pytest.approx(np.sqrt(nc))
+    assert rows[("ret_a", "pearson_r")]["n"] == 3 and rows[("all", "pearson_r")]["value"] > 0.5
+    r = res["pearson_r"]
+    assert rows[("ret_a", "noise_normalized_r2")]["value"] == pytest.approx(
+        np.median(np.minimum(np.maximum(r[:3], 0) ** 2 / nc, 1)))
+
+
+def test_routing_prediction_file(files):
+    data = load_encoding_data(files / "betas.h5", files / "features.h5", files / "split.tsv", "layer1")
+    params = dict(d_model=16, n_heads=2, dim_feedforward=32, max_epochs=2, n_ensemble=1)
+    res = run_encoding(data, "routing", params, device="cpu", n_examples=3)
+    write_predictions(files / "pred.h5", data, res, backbone="bb", layer="layer1", model="routing", params=params)
+    with h5py.File(files / "pred.h5") as f:
+        assert f["predictions"].shape == (20, 6) and f.attrs["model"] == "routing"
+        assert list(f["attention/rois"].asstr()[()]) == ["cat_b", "ret_a"]
+        assert f["attention/mean"].shape == (2, 3, 3) and f["attention/examples"].shape == (3, 2, 3, 3)
+        assert list(f["attention/example_images"].asstr()[()]) == list(data.test_images[:3])
+        assert f["attention/summary/peak_row"].shape == (2,)
+
+
+def test_image_mismatch_is_refused(files, rng):
+    images = np.array([f"img{i:04d}.png" for i in range(55)])  # the features lack 5 images
+    with FeatureWriter(files / "short.h5", images, dtype="float32") as fw:
+        fw.add({"layer1": rng.standard_normal((55, 9, 4))}, {"layer1": (3, 3)})
+    with pytest.raises(ValueError, match=r"betas.h5 has betas for 5 image\(s\).*short.h5.*img0055.png"):
+        load_encoding_data(files / "betas.h5", files / "short.h5", files / "split.tsv", "layer1")
+
+
+def test_rows_skip_missing_ceiling_and_dropped_voxels(rng):
+    Y = rng.standard_normal((10, 4))
+    pred = Y + 0.1 * rng.standard_normal((10, 4))
+    pred[:, 0] = np.nan  # a dropped voxel
+    rows, r, nc = score_rows("01", "m", Y, pred, np.array(["a", "a", "b", "b"]), np.full(4, np.nan), np.ones(10))
+    assert {row["metric"] for row in rows} == {"pearson_r"}
+    by = {row["target"]: row for row in rows}
+    assert by["a"]["n"] == 1 and by["all"]["n"] == 3 and by["a"]["ceiling"] is None
