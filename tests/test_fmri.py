@@ -263,6 +263,41 @@ def test_outputs_written_and_readable(lsa, tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["b.h5", "p.json", "t.tsv", "v.tsv"]  # no temp files left
 
 
+# --- quality on the workflow's simulator (neuroattn.data.simulate, tiny sizes) ---------------------
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    sim = pytest.importorskip("neuroattn.data.simulate")
+    import h5py
+
+    root = tmp_path_factory.mktemp("simfmri") / "bids"
+    sim.simulate_fmri_dataset(root, n_subjects=1, n_images=120, image_size=32, n_shared=30, n_repeats_shared=3,
+                              n_train_per_subject=30, voxel_size=8.0, n_runs=2, seed=0)
+    res = preprocess_subject(root, "01", "vision")
+    with h5py.File(root / "derivatives" / "truth" / "sub-01" / "sub-01_desc-truth.h5", "r") as f:
+        truth = {k: f[k][()] for k in ("voxel_ijk", "trial_run", "trial_onset", "trial_response", "reliability")}
+    # match trials by (run, onset) and voxels by their grid index
+    pos = {(int(r), round(float(o), 3)): i for i, (r, o) in enumerate(zip(truth["trial_run"], truth["trial_onset"]))}
+    rows = [pos[(int(r), round(float(o), 3))] for r, o in zip(res.trials.run, res.trials.onset)]
+    vpos = {tuple(x): i for i, x in enumerate(truth["voxel_ijk"])}
+    cols = [vpos[tuple(x)] for x in res.betas.voxel_ijk]
+    return res, truth["trial_response"][rows][:, cols], truth["reliability"][cols]
+
+
+def test_simulator_trial_betas_match_true_responses(simulated):
+    res, true, _ = simulated
+    est = res.betas.trial_betas
+    assert est.shape == true.shape and est.shape[0] == 30 * 3 + 30
+    r = np.array([pearsonr(est[:, v], true[:, v])[0] for v in range(est.shape[1])])
+    assert np.median(r) >= 0.9  # median over voxels of the correlation across trials
+
+
+def test_simulator_noise_ceiling_tracks_true_reliability(simulated):
+    res, _, rel = simulated
+    assert spearmanr(res.betas.ncsnr, rel)[0] >= 0.8
+    assert res.voxels.roi.str.match(r"^(ret_|cat_)").all()
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 def _bold(root, run="01"):
