@@ -285,15 +285,26 @@ class RoutingModule(nn.Module):
                                     for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)
         self.readout = GroupedReadout(d_model, g, n_queries)
-        if fuse_kv == "auto":  # multiply-adds per token per training step (forward + weight grads)
-            C, L = in_channels, n_layers
-            fuse_kv = 4 * L * C * d_model < 2 * C * d_model + 6 * L * d_model * d_model
-        self.fuse_kv = bool(fuse_kv)
+        if fuse_kv not in ("auto", True, False):
+            raise ValueError(f"fuse_kv must be 'auto', True or False, got {fuse_kv!r}")
+        self.fuse_kv = fuse_kv
+        self.in_channels, self.n_layers = in_channels, n_layers
+
+    def _use_fused(self, n_tokens: int) -> bool:
+        """Whether folding W_k, W_v into W_in costs fewer multiply-adds for ``n_tokens`` tokens.
+
+        Per training step (forward + weight gradients): plain ``2 N C d + 6 L N d^2``; fused
+        ``4 L N C d`` plus ``6 L d^2 C`` for multiplying (and differentiating) the weights.
+        """
+        if self.fuse_kv != "auto":
+            return bool(self.fuse_kv)
+        N, C, d, L = n_tokens, self.in_channels, self.d_model, self.n_layers
+        return 4 * L * N * C * d + 6 * L * d * d * C < 2 * N * C * d + 6 * L * N * d * d
 
     def _keys_values(self, x):
         """Keys and values of every layer for raw tokens ``x`` (B, T, C)."""
         W_in, b_in = self.input_proj.weight, self.input_proj.bias  # (d, C), (d,)
-        if not self.fuse_kv:
+        if not self._use_fused(x.shape[0] * x.shape[1]):
             mem = F.linear(x, W_in, b_in)
             return [(F.linear(mem + self.pos, lay.k_proj.weight, lay.k_proj.bias),
                      F.linear(mem, lay.v_proj.weight, lay.v_proj.bias)) for lay in self.layers]
