@@ -182,7 +182,7 @@ def test_lsa_betas_equal_nilearn_contrast(sim):
     mask = np.zeros(SHAPE, bool)
     mask[1:4, 2:5, 1:3] = True
     mimg = nib.Nifti1Image(mask.astype(np.uint8), img.affine)
-    betas = fit_trial_betas(img, design, cols, mimg, glm, TR)
+    betas = fit_trial_betas(img, design, cols, mimg, glm)
     model = FirstLevelModel(t_r=TR, mask_img=mimg, noise_model="ols", signal_scaling=0, reports=False)
     model.fit(img, design_matrices=design)
     eff = model.compute_contrast(cols[3], output_type="effect_size").get_fdata()
@@ -209,6 +209,22 @@ def test_betas_zscored_within_session_and_trials_kept_apart(lsa):
     assert len(b.trial_image) == 48 and len(b.images) == 16 and set(b.n_repeats) == {3}
     im = b.images[0]
     np.testing.assert_allclose(b.betas[0], b.trial_betas[b.trial_image == im].mean(0), atol=1e-6)
+
+
+def test_non_trial_events_are_nuisance_regressors(tmp_path):
+    """Rows without a stim_file (e.g. fixation, responses) get one regressor per trial_type, no beta."""
+    make_bids(tmp_path, n_runs=1, n_images=4, n_reps=2, confounds=False)
+    (run,) = find_fmri_runs(tmp_path, "01", "vision")
+    ev = pd.read_csv(run.events, sep="\t")
+    extra = pd.DataFrame({"onset": [3.0, 20.0], "duration": 0.5, "trial_type": "response", "stim_file": "n/a"})
+    pd.concat([ev, extra]).to_csv(run.events, sep="\t", index=False)
+    res = preprocess_subject(tmp_path, "01", "vision")
+    assert len(res.trials) == 8 and list(res.trials.onset) == sorted(ev.onset)
+    from neuroattn.data.fmri import read_events
+
+    events = read_events(run, 60, TR, tmp_path / "stimuli")
+    design, cols = trial_design(events, 60, TR, glm_params(None))
+    assert "nuis_response" in design.columns and len(cols) == 8 and cols[0] == "trial0000"
 
 
 def test_zscore_by_session_hand_computed():

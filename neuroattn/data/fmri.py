@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import time
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,7 +325,7 @@ def _theta(labels: np.ndarray, results: dict, rows) -> np.ndarray:
 
 
 def fit_trial_betas(img: nib.Nifti1Image, design: pd.DataFrame, trial_cols: list[str],
-                    mask_img: nib.Nifti1Image, glm: dict, tr: float, seed: int = 0) -> np.ndarray:
+                    mask_img: nib.Nifti1Image, glm: dict, seed: int = 0) -> np.ndarray:
     """Single-trial betas of one run inside ``mask_img``.
 
     Parameters
@@ -339,7 +340,6 @@ def fit_trial_betas(img: nib.Nifti1Image, design: pd.DataFrame, trial_cols: list
         Voxels to fit; the output's voxel order is the C order of the mask.
     glm : dict
         :func:`glm_params` output (``method`` lsa/lss, ``smoothing_fwhm``, ``noise_model``...).
-    tr : float
     seed : int
 
     Returns
@@ -348,18 +348,25 @@ def fit_trial_betas(img: nib.Nifti1Image, design: pd.DataFrame, trial_cols: list
     """
     from nilearn.glm.first_level import FirstLevelModel, mean_scaling, run_glm
 
+    # HRF, drift and TR live in ``design`` (trial_design); the model masks, smooths, mean-scales
+    # (percent signal change) and fits the noise model
     model = FirstLevelModel(
-        t_r=tr, hrf_model=glm["hrf_model"], drift_model=glm["drift_model"], high_pass=glm["high_pass"],
         smoothing_fwhm=glm["smoothing_fwhm"], noise_model=glm["noise_model"], mask_img=mask_img,
         signal_scaling=0, minimize_memory=True, random_state=seed, reports=False,
     )
     cols = list(design.columns)
     rows = [cols.index(c) for c in trial_cols]
+
+    def fit(dm):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(will be ignored|Given mask will be used).*")
+            model.fit(img, design_matrices=dm)
+
     if glm["method"] == "lsa":
-        model.fit(img, design_matrices=design)
+        fit(design)
         return _theta(model.labels_[0], model.results_[0], rows)
     # LSS: the same masked, mean-scaled data; per trial a design [trial, all other trials, nuisance]
-    model.fit(img, design_matrices=design.drop(columns=trial_cols))  # nuisance-only fit sets up the masker
+    fit(design.drop(columns=trial_cols))  # nuisance-only fit sets up the masker
     Y, _ = mean_scaling(model.masker_.transform(img), 0)
     X = design.to_numpy()
     trials = X[:, rows]
@@ -490,7 +497,7 @@ def preprocess_subject(bids_root: str | Path, subject: str, task: str, glm: dict
         elif img.shape[:3] != rois.mask.shape or not np.allclose(img.affine, rois.affine, atol=1e-3):
             raise ValueError(f"{run.bold}: bold grid {img.shape[:3]} differs from the first run's / ROI grid")
         design, cols = trial_design(events, img.shape[3], tr, glm, conf)
-        b = fit_trial_betas(img, design, cols, rois.mask_img(), glm, tr, seed)
+        b = fit_trial_betas(img, design, cols, rois.mask_img(), glm, seed)
         del img
         trial_betas.append(b)
         ev = events[events.is_trial]
