@@ -37,7 +37,7 @@ def _hashes(root: Path) -> dict:
 
 def _truth(root, s):
     with h5py.File(root / "derivatives" / "truth" / f"sub-{s}" / f"sub-{s}_desc-truth.h5") as f:
-        out = {k: f[k][()] for k in f if k != "roi_routing"}
+        out = {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
         out["roi_routing"] = {k: f["roi_routing"][k][()] for k in f["roi_routing"]}
         out["attrs"] = dict(f.attrs)
     for k in ("voxel_roi", "trial_image", "images", "voxel_category", "voxel_hemi"):
@@ -130,6 +130,22 @@ def test_truth_consistency(dataset):
     assert set(t["roi_routing"]) == set(t["voxel_roi"])
     for m in t["roi_routing"].values():
         assert m.shape == (32, 32) and m.sum() == pytest.approx(1, abs=1e-4) and (m >= 0).all()
+    # per-image routing of category ROIs: on the object of the category, nowhere when it is absent
+    with h5py.File(root / "derivatives" / "truth" / "sub-01" / "sub-01_desc-truth.h5") as f:
+        routing = {k: f["image_routing"][k][()].astype(float) for k in f["image_routing"]}
+    assert set(routing) == {f"cat_{c}" for c in CATEGORIES}
+    objects = pd.read_csv(root / "derivatives" / "truth" / "stimuli.tsv", sep="\t")
+    g = (np.arange(24) + 0.5) / 24
+    for c in CATEGORIES:
+        m = routing[f"cat_{c}"]
+        assert m.shape == (len(t["images"]), 24, 24)
+        has = np.isin(t["images"], objects.loc[objects.category == c, "stim_file"])
+        assert np.allclose(m.sum((1, 2)), has, atol=1e-2)
+        single = objects[(objects.category == c)].groupby("stim_file").filter(lambda d: len(d) == 1).set_index("stim_file")
+        for i in np.flatnonzero(np.isin(t["images"], single.index))[:5]:
+            o = single.loc[t["images"][i]]
+            com = (m[i].sum(0) @ g, m[i].sum(1) @ g)
+            assert np.hypot(com[0] - o.x, com[1] - o.y) < 0.08, (c, t["images"][i], com, (o.x, o.y))
     # trial responses = image response + trial noise whose variance matches 1 - reliability
     row = {im: i for i, im in enumerate(t["images"])}
     resid = t["trial_response"] - t["image_response"][[row[i] for i in t["trial_image"]]]

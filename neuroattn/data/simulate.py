@@ -70,6 +70,9 @@ images                (n_seen,) str         the images this subject saw, sorted
 image_response        (n_seen, V) f4        noise-free response (trial_response without eps)
 roi_routing/<roi>     (size, size) f4       where in the image the ROI reads from, averaged
                                             over this subject's images, summing to 1
+image_routing/<roi>   (n_seen, 24, 24) f2   cat_* ROIs only: per image (rows of ``images``),
+                                            the visible pixels of the ROI's category, summing
+                                            to 1 (all zeros when the category is absent)
 ====================  ====================  ================================================
 Attributes: ``subject``, ``task``, ``tr``, ``affine``, ``shape``, ``noise_sd`` (BOLD noise sd, %).
 """
@@ -91,7 +94,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from .stimuli import CATEGORIES, Stimuli, contrast_energy, draw_stimuli, write_stimuli
+from .stimuli import CATEGORIES, Stimuli, block_mean, contrast_energy, draw_stimuli, write_stimuli
 
 log = logging.getLogger("neuroattn.simulate")
 
@@ -352,6 +355,25 @@ def image_drive(stim: Stimuli, energy: np.ndarray, tun: VoxelTuning) -> np.ndarr
     return (drive - drive.mean(0)) / sd
 
 
+def image_routing(stim: Stimuli, images: np.ndarray, categories, grid: int = ENERGY_GRID) -> dict[str, np.ndarray]:
+    """Per-image routing of each category ROI: its category's visible object pixels, (n, grid, grid).
+
+    Each map sums to 1 where the image holds an object of the category and is all zeros otherwise.
+    """
+    obj = stim.objects
+    size = stim.images.shape[1]
+    row = pd.Index(images).get_indexer(obj.stim_file)
+    out = {}
+    for c in categories:
+        sel = np.flatnonzero((row >= 0) & (obj.category.to_numpy() == c))
+        maps = np.zeros((len(images), size, size))
+        np.add.at(maps, row[sel], stim.masks[sel].astype(np.float64))
+        maps = block_mean(maps, (1, grid / size, grid / size))
+        tot = maps.sum((1, 2), keepdims=True)
+        out[f"cat_{c}"] = np.divide(maps, tot, out=np.zeros_like(maps), where=tot > 0).astype(np.float32)
+    return out
+
+
 def roi_routing(stim: Stimuli, images: np.ndarray, tun: VoxelTuning) -> dict[str, np.ndarray]:
     """True routing map per ROI at image resolution, averaged over ``images``, each summing to 1."""
     size = stim.images.shape[1]
@@ -538,6 +560,10 @@ def simulate_subject(root: Path, subject: str, p: FmriSimParams, stim: Stimuli, 
         g = f.create_group("roi_routing")
         for name, m in routing.items():
             g.create_dataset(name, data=m, track_times=False)
+        g = f.create_group("image_routing")
+        for name, m in image_routing(stim, seen, stim.categories).items():
+            g.create_dataset(name, data=m, dtype="f2", compression="gzip", compression_opts=4, shuffle=True,
+                             chunks=m.shape, track_times=False)
         f.attrs["subject"] = subject
         f.attrs["task"] = t
         f.attrs["tr"] = p.tr

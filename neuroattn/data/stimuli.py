@@ -243,5 +243,5 @@ def write_stimuli(stimuli: Stimuli, folder: str | Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, img in zip(stimuli.table.stim_file, stimuli.images):
-        Image.fromarray(img, mode="RGB").save(folder / name, format="PNG", optimize=False)
+        Image.fromarray(img, mode="RGB").save(folder / name, format="PNG", compress_level=1)
     stimuli.table.to_csv(folder / "stimuli.tsv", sep="\t", index=False)
