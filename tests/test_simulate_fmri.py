@@ -268,3 +268,16 @@ def test_draw_stimuli():
         draw_stimuli(3, 8)
     with pytest.raises(ValueError, match="categories"):
         draw_stimuli(3, 32, categories=("disk", "blob"))
+
+
+def test_snr_scales_bold_noise(dataset, tmp_path):
+    """Lower snr, noisier BOLD: single-trial betas recover the truth less well."""
+    root, _ = dataset
+    noisy = tmp_path / "noisy"
+    simulate_fmri_dataset(noisy, **{**TINY, "n_subjects": 1, "snr": 0.02})
+    r = {}
+    for name, rt in (("default", root), ("noisy", noisy)):
+        betas, _ = _lsa_betas(rt, "01")
+        truth = _truth(rt, "01")["trial_response"]
+        r[name] = np.median([np.corrcoef(betas[:, v], truth[:, v])[0, 1] for v in range(truth.shape[1])])
+    assert r["default"] > 0.9 and r["noisy"] < r["default"] - 0.2, r

@@ -41,8 +41,9 @@ signal + trial-noise variance. BOLD = baseline_v * (1 + (X @ trial_response + dr
 noise) / 100), X the trial regressors (nilearn's Glover HRF, the events' onsets and durations,
 frame times ``arange(n_scans) * tr``), drift a few cosines slower than 0.008 Hz, motion six smooth
 random walks mixed into every voxel (written as confounds), AR(1) noise (voxel-specific rho). The
-BOLD noise (AR(1) + motion) has sd ``NOISE_SD / snr`` percent; at the default ``snr = 1`` an LSA GLM
-recovers single-trial responses at r ~ 0.95 (see benchmarks/simulate.py).
+BOLD noise (AR(1) + motion) has sd ``NOISE_SD / snr`` percent (0.1 % at ``snr = 1``, against trial
+responses of sd ~2 %, each a 3-s event): at the default an LSA GLM (nilearn, AR(1)) recovers
+single-trial responses at a median r of 0.98 over voxels (5th percentile 0.93; benchmarks/simulate.py).
 
 Trials. Every subject sees the ``n_shared`` shared images (``stim_file`` img0000... chosen at
 random, the same for all) ``n_repeats_shared`` times, and ``n_train_per_subject`` other images
