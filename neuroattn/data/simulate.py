@@ -97,13 +97,16 @@ from scipy import ndimage
 
 from .stimuli import CATEGORIES, Stimuli, block_mean, contrast_energy, draw_stimuli, write_stimuli
 
+__all__ = ["CATEGORIES", "FmriSimParams", "draw_stimuli", "params_from_config", "simulate_fmri_dataset",
+           "simulate_fmri_from_config"]
+
 log = logging.getLogger("neuroattn.simulate")
 
 #: BOLD noise sd (AR(1) + motion, % signal change) at snr = 1
 NOISE_SD = 0.1
 #: amplitude of the slow drift (% signal change)
 DRIFT_SD = 1.0
-#: mean evoked response (in units of the voxel's signal sd)
+#: mean evoked response, in units of the voxel's response scale (its total trial sd)
 MEAN_RESPONSE = 1.0
 #: seed points (right hemisphere, MNI mm; mirrored on the left) and RF sigma of retinotopic ROIs
 RET_SEEDS = {"V1": ((8, -98, 2), 0.06), "V2": ((16, -92, -12), 0.09), "V3": ((28, -90, 10), 0.13)}
@@ -277,6 +280,12 @@ class VoxelTuning:
     scale: np.ndarray
 
 
+def _rank(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ranks of ``v`` scaled to (0, 1), ties broken at random."""
+    r = np.argsort(np.argsort(v + rng.normal(0, 1e-3, len(v)), kind="stable"), kind="stable")
+    return (r + 0.5) / len(v)
+
+
 def voxel_tuning(labels, names, hemi, affine, rng) -> VoxelTuning:
     """Draw every ROI voxel's tuning (RF for ``ret_*``, object features for ``cat_*``) and reliability."""
     ijk = np.argwhere(labels > 0)
@@ -300,11 +309,8 @@ def voxel_tuning(labels, names, hemi, affine, rng) -> VoxelTuning:
             if not len(sel):
                 continue
             if name in ret_sigma:
-                def rank(v):
-                    r = np.argsort(np.argsort(v + rng.normal(0, 1e-3, len(v)), kind="stable"), kind="stable")
-                    return (r + 0.5) / len(v)
-                angle = (rank(xyz[sel, 2]) - 0.5) * np.pi * 0.9   # superior -> lower field (y down)
-                ecc = 0.06 + 0.36 * (1 - rank(xyz[sel, 1]))       # posterior (small y) -> foveal
+                angle = (_rank(xyz[sel, 2], rng) - 0.5) * np.pi * 0.9   # superior -> lower field (y down)
+                ecc = 0.06 + 0.36 * (1 - _rank(xyz[sel, 1], rng))       # posterior (small y) -> foveal
                 x = 0.5 - sd * ecc * np.cos(angle)                 # left hemisphere -> right field
                 y = 0.5 + ecc * np.sin(angle)
                 c = np.stack([x, y], 1) + rng.normal(0, 0.03, (len(sel), 2))
