@@ -270,6 +270,21 @@ def test_unknown_trial_types_are_ignored_with_a_log_line(small, tmp_path, caplog
         preprocess_subject(root, "01", {"events": CLASSES + ["jump"]})
 
 
+def test_config_mapping_from_trial_type_to_label(small, tmp_path):
+    """eeg.events as label -> trial_type value(s), e.g. BCI IV 2a's numeric codes."""
+    root = _copy(small, tmp_path)
+    ev = _only(root, "*_events.tsv")
+    df = pd.read_csv(ev, sep="\t")
+    codes = {"left_hand": "769", "right_hand": "770", "feet": "771", "tongue": "772"}
+    df.assign(trial_type=df["trial_type"].map(codes)).to_csv(ev, sep="\t", index=False)
+    mapping = {"tongue": ["772"], "feet": "771", "left_hand": ["769", "left"], "right_hand": 770}
+    epochs, table = preprocess_subject(root, "01", {"events": mapping})
+    assert epochs.event_id == {"tongue": 1, "feet": 2, "left_hand": 3, "right_hand": 4}
+    assert table["label"].tolist() == df["trial_type"].tolist()
+    with pytest.raises(ValueError, match="'771'.*both"):
+        preprocess_subject(root, "01", {"events": {"feet": "771", "tongue": ["772", "771"]}})
+
+
 def test_no_recordings_for_subject_or_task(small):
     with pytest.raises(FileNotFoundError, match="sub-07"):
         preprocess_subject(small, "07", {})

@@ -125,6 +125,19 @@ def test_brainvision_and_class_subset(tmp_path):
     assert len(raw.annotations) == 6
 
 
+def test_config_mapping_writes_mapped_trial_types(tmp_path):
+    from neuroattn.data.simulate_eeg import simulate_from_config
+
+    sim = {"n_subjects": 1, "n_sessions": 1, "n_runs": 1, "trials_per_class_per_run": 2, "sfreq": 125.0}
+    root = simulate_from_config(
+        tmp_path / "m", sim, task="mi", events={"left_hand": ["769", "left"], "feet": "771"}, seed=0
+    )
+    ev = pd.read_csv(next(root.rglob("*_events.tsv")), sep="\t", dtype={"trial_type": str})
+    assert sorted(ev["trial_type"].unique()) == ["769", "771"]
+    with pytest.raises(KeyError, match="colour"):
+        simulate_from_config(tmp_path / "n", {**sim, "colour": 1}, task="mi", events=["feet", "tongue"], seed=0)
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="cannot simulate event types.*'jump'"):
         simulate_eeg_dataset(tmp_path / "x", classes=["left_hand", "jump"])

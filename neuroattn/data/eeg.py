@@ -11,8 +11,8 @@ FIF, GDF):
 3. band-pass ``l_freq``-``h_freq`` (FIR, zero phase), optional notch at ``notch`` Hz and
    harmonics, optional resampling to ``resample`` Hz;
 4. epochs from the cue events of the configured classes (``events``, in that order; codes
-   1..K), window ``tmin`` .. ``tmax - 1/sfreq`` (so 4 s at 250 Hz gives 1000 samples), no
-   baseline; epochs whose peak-to-peak amplitude exceeds ``reject_uv`` microvolts are dropped
+   1..K; ``events`` may also map each label to the ``trial_type`` value(s) meaning it),
+   window ``tmin`` .. ``tmax - 1/sfreq`` (so 4 s at 250 Hz gives 1000 samples), no baseline; epochs whose peak-to-peak amplitude exceeds ``reject_uv`` microvolts are dropped
    (counted in the log and in the table). Event types present in the data but not configured are
    ignored with a log line; a configured class missing from the subject's data is an error
    naming its events files.
@@ -57,6 +57,27 @@ DEFAULTS = {
     "reject_uv": 800.0,
 }
 _NA = "n/a"
+
+
+def event_mapping(events) -> dict[str, list[str]]:
+    """Normalise config ``eeg.events`` to ``{label: [trial_type, ...]}`` (label order kept).
+
+    ``events`` is a list of class names (each its own ``trial_type``) or a mapping from a class
+    label to the ``trial_type`` value(s) that mean it, e.g. ``{left_hand: [left, "769"]}``.
+    """
+    if isinstance(events, dict):
+        mapping = {str(k): [str(v)] if isinstance(v, (str, int)) else [str(x) for x in v] for k, v in events.items()}
+    else:
+        mapping = {str(e): [str(e)] for e in events}
+    if len(mapping) < 2 or (not isinstance(events, dict) and len(mapping) != len(list(events))):
+        raise ValueError(f"config eeg.events needs at least two distinct classes, got {events!r}")
+    owners: dict[str, str] = {}
+    for label, types in mapping.items():
+        for t in types:
+            if t in owners and owners[t] != label:
+                raise ValueError(f"config eeg.events maps trial_type {t!r} to both {owners[t]!r} and {label!r}")
+            owners[t] = label
+    return mapping
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,6 +216,9 @@ def clean_raw(raw, *, l_freq=0.5, h_freq=40.0, notch=None, resample=None, source
 def epoch_recording(raw, events_table, classes, *, tmin, tmax, reject_uv, meta, source=""):
     """Epochs of the configured classes in one recording.
 
+    ``classes`` is config ``eeg.events`` (a list of names or a label -> trial_type(s) mapping,
+    see :func:`event_mapping`); epoch codes are 1..K in that order.
+
     Returns
     -------
     epochs : mne.Epochs
@@ -205,7 +229,11 @@ def epoch_recording(raw, events_table, classes, *, tmin, tmax, reject_uv, meta, 
     import mne
 
     sfreq = raw.info["sfreq"]
-    ev = events_table[events_table["trial_type"].isin(classes)].sort_values("onset", kind="stable")
+    mapping = event_mapping(classes)
+    classes = list(mapping)
+    to_label = {t: lab for lab, types in mapping.items() for t in types}
+    ev = events_table[events_table["trial_type"].isin(to_label)].sort_values("onset", kind="stable")
+    ev = ev.assign(label=ev["trial_type"].map(to_label))
     codes = {c: i + 1 for i, c in enumerate(classes)}
     onset = ev["onset"].to_numpy(float)
     end = raw.times[-1] + 1.0 / sfreq
@@ -218,8 +246,8 @@ def epoch_recording(raw, events_table, classes, *, tmin, tmax, reject_uv, meta, 
     samples = np.round(onset * sfreq).astype(int) + raw.first_samp
     if len(np.unique(samples)) != len(samples):
         raise ValueError(f"{source}: two cue events at the same sample")
-    events = np.column_stack([samples, np.zeros(len(samples), int), ev["trial_type"].map(codes).to_numpy()])
-    md = pd.DataFrame({**meta, "label": ev["trial_type"].to_numpy(), "onset": onset})
+    events = np.column_stack([samples, np.zeros(len(samples), int), ev["label"].map(codes).to_numpy()])
+    md = pd.DataFrame({**meta, "label": ev["label"].to_numpy(), "onset": onset})
     for k in meta:
         md[k] = md[k].astype(str)
     reject = None if reject_uv is None else {"eeg": float(reject_uv) * 1e-6}
@@ -256,9 +284,9 @@ def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
     import mne
 
     cfg = {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
-    classes = list(cfg["events"])
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"config eeg.events has duplicates: {classes}")
+    mapping = event_mapping(cfg["events"])
+    classes = list(mapping)
+    known_types = {t for types in mapping.values() for t in types}
     if cfg["tmax"] <= cfg["tmin"]:
         raise ValueError(f"config eeg.tmax ({cfg['tmax']}) must exceed eeg.tmin ({cfg['tmin']})")
     paths = find_recordings(bids_root, subject, cfg["task"])
@@ -266,7 +294,7 @@ def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
     for bp in paths:
         src = str(bp.fpath)
         events = read_events_table(bp)
-        unknown = sorted(set(events["trial_type"]) - set(classes))
+        unknown = sorted(set(events["trial_type"]) - known_types)
         if unknown:
             logger.info("%s: ignoring event type(s) not in config eeg.events: %s", _events_path(bp), unknown)
         seen |= set(events["trial_type"])
@@ -275,7 +303,7 @@ def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
                   resample=cfg["resample"], source=src)
         meta = {"subject": subject, "session": bp.session or _NA, "run": bp.run or _NA}
         epochs, table = epoch_recording(
-            raw, events, classes, tmin=cfg["tmin"], tmax=cfg["tmax"], reject_uv=cfg["reject_uv"],
+            raw, events, mapping, tmin=cfg["tmin"], tmax=cfg["tmax"], reject_uv=cfg["reject_uv"],
             meta=meta, source=f"{_events_path(bp)}",
         )
         if ch_names is None:
@@ -290,7 +318,7 @@ def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
         tables.append(table)
         all_epochs.append(epochs)
         del raw
-    missing = [c for c in classes if c not in seen]
+    missing = [c for c in classes if not set(mapping[c]) & seen]
     if missing:
         files = ", ".join(str(_events_path(bp)) for bp in paths)
         raise ValueError(f"event type(s) {missing} from config eeg.events absent from sub-{subject}'s events: {files}")

@@ -369,6 +369,7 @@ def simulate_eeg_dataset(
     trials_per_class_per_run: int = 12,
     sfreq: float = 250.0,
     classes=CLASSES,
+    trial_types: dict | None = None,
     task: str = "motorimagery",
     format: str = "edf",
     snr: float = 2.0,
@@ -389,6 +390,8 @@ def simulate_eeg_dataset(
         Sampling rate (Hz); must be an integer and above 100 Hz (50 Hz line noise).
     classes : sequence of str
         A subset of :data:`CLASSES`, in the order of the config's ``eeg.events``.
+    trial_types : dict, optional
+        ``trial_type`` written to events.tsv for each class (default: the class name).
     task : str
         BIDS task label.
     format : {"edf", "brainvision"}
@@ -427,7 +430,7 @@ def simulate_eeg_dataset(
     try:
         _write_dataset(
             tmp, n_subjects, n_sessions, n_runs, trials_per_class_per_run, float(sfreq), classes,
-            task, format, snr, n_background, artifact_rate, seed,
+            task, format, snr, n_background, artifact_rate, seed, dict(trial_types or {}),
         )
         if root.exists():
             old = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.old"))
@@ -459,7 +462,7 @@ def _check_replaceable(root: Path) -> None:
 
 def _write_dataset(
     root, n_subjects, n_sessions, n_runs, trials_per_class, sfreq, classes, task, fmt, snr,
-    n_background, artifact_rate, seed,
+    n_background, artifact_rate, seed, trial_types,
 ):
     import mne
     from mne_bids import BIDSPath, make_dataset_description, update_sidecar_json, write_raw_bids
@@ -530,10 +533,10 @@ def _write_dataset(
                 raw = mne.io.RawArray(data, info.copy(), verbose=False)
                 raw.set_meas_date(_MEAS_DATE + timedelta(days=7 * (k - 1), hours=r - 1))
                 raw.set_annotations(
-                    mne.Annotations(trials["onset"].to_numpy(), TRIAL_DURATION, trials["trial_type"].tolist())
+                    mne.Annotations(trials["onset"].to_numpy(), TRIAL_DURATION, [trial_types.get(c, c) for c in trials["trial_type"]])
                 )
                 bp = BIDSPath(subject=sub, session=ses, task=task, run=run, datatype="eeg", root=root)
-                event_id = {c: i + 1 for i, c in enumerate(classes)}
+                event_id = {trial_types.get(c, c): i + 1 for i, c in enumerate(classes)}
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     write_raw_bids(
@@ -587,7 +590,11 @@ def _fix_participants(root: Path) -> None:
 
 
 def simulate_from_config(root, sim: dict, *, task: str, events, seed: int) -> Path:
-    """Run :func:`simulate_eeg_dataset` from the ``simulate.eeg`` config section."""
+    """Run :func:`simulate_eeg_dataset` from the ``simulate.eeg`` config section.
+
+    ``events`` is config ``eeg.events``: a list of class names, or a mapping label ->
+    trial_type value(s), in which case events.tsv uses each label's first value.
+    """
     keys = {
         "n_subjects", "n_sessions", "n_runs", "trials_per_class_per_run", "sfreq", "format", "snr",
         "n_background", "artifact_rate",
@@ -598,4 +605,7 @@ def simulate_from_config(root, sim: dict, *, task: str, events, seed: int) -> Pa
     kw = dict(sim)
     if "trials_per_class_per_run" in kw:
         kw["trials_per_class_per_run"] = int(kw["trials_per_class_per_run"])
-    return simulate_eeg_dataset(root, classes=list(events), task=task, seed=seed, **kw)
+    trial_types = None
+    if isinstance(events, dict):  # label -> trial_type value(s): write the first one
+        trial_types = {k: str(v if isinstance(v, (str, int)) else list(v)[0]) for k, v in events.items()}
+    return simulate_eeg_dataset(root, classes=list(events), trial_types=trial_types, task=task, seed=seed, **kw)
