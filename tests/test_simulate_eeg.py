@@ -183,3 +183,17 @@ def test_official_bids_validator_zero_errors(dataset):
     errors = [(e["key"], e.get("reason")) for e in report["issues"]["errors"]]
     assert errors == [], errors
     assert proc.returncode == 0
+
+
+def test_simulate_from_full_config_summary(tmp_path):
+    from neuroattn.data.simulate_eeg import simulate_eeg_from_config
+
+    cfg = {
+        "seed": 5,
+        "simulate": {"eeg": {"n_subjects": 1, "n_sessions": 2, "n_runs": 1, "trials_per_class_per_run": 2,
+                             "sfreq": 125.0, "format": "edf"}},
+        "eeg": {"task": "motorimagery", "events": ["left_hand", "right_hand", "feet", "tongue"]},
+    }
+    summary = simulate_eeg_from_config(tmp_path / "eeg", cfg)
+    assert summary["subjects"] == ["01"] and summary["n_recordings"] == 2 and summary["n_trials"] == 16
+    assert (tmp_path / "eeg" / "dataset_description.json").exists()

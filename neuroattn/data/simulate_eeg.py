@@ -609,3 +609,26 @@ def simulate_from_config(root, sim: dict, *, task: str, events, seed: int) -> Pa
     if isinstance(events, dict):  # label -> trial_type value(s): write the first one
         trial_types = {k: str(v if isinstance(v, (str, int)) else list(v)[0]) for k, v in events.items()}
     return simulate_eeg_dataset(root, classes=list(events), trial_types=trial_types, task=task, seed=seed, **kw)
+
+
+def simulate_eeg_from_config(root, config: dict) -> dict:
+    """Simulate the EEG dataset of a full workflow ``config`` at ``root`` (the CLI's entry point).
+
+    Returns
+    -------
+    dict
+        A summary: root, subjects, number of recordings and trials, classes.
+    """
+    root = simulate_from_config(
+        root, config["simulate"]["eeg"], task=config["eeg"]["task"], events=config["eeg"]["events"],
+        seed=int(config["seed"]),
+    )
+    truth = json.loads((root / "derivatives" / "truth" / "truth.json").read_text())
+    trials = sorted((root / "derivatives" / "truth").rglob("*_trials.tsv"))
+    return {
+        "root": str(root),
+        "subjects": sorted(truth["subjects"]),
+        "classes": truth["classes"],
+        "n_recordings": len(trials),
+        "n_trials": int(sum(len(pd.read_csv(p, sep="\t")) for p in trials)),
+    }
