@@ -1,6 +1,5 @@
 """Simulated motor-imagery EEG BIDS dataset: layout, determinism, planted class effects, validator."""
 import json
-import os
 import runpy
 import shutil
 import subprocess

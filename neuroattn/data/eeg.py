@@ -184,8 +184,6 @@ def _has_positions(raw) -> bool:
 
 def clean_raw(raw, *, l_freq=0.5, h_freq=40.0, notch=None, resample=None, source=""):
     """EEG channels, montage, band-pass, notch and resampling, in place. Returns ``raw``."""
-    import mne
-
     from neuroattn.data.simulate_eeg import standard_1020_name
 
     try:
@@ -209,8 +207,7 @@ def clean_raw(raw, *, l_freq=0.5, h_freq=40.0, notch=None, resample=None, source
             raw.notch_filter(freqs, picks="eeg", n_jobs=1, verbose=False)
     if resample and resample != raw.info["sfreq"]:
         raw.resample(resample, npad="auto", n_jobs=1, verbose=False)
-    with mne.utils.use_log_level(False):
-        return raw
+    return raw
 
 
 def epoch_recording(raw, events_table, classes, *, tmin, tmax, reject_uv, meta, source=""):
@@ -290,7 +287,7 @@ def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
     if cfg["tmax"] <= cfg["tmin"]:
         raise ValueError(f"config eeg.tmax ({cfg['tmax']}) must exceed eeg.tmin ({cfg['tmin']})")
     paths = find_recordings(bids_root, subject, cfg["task"])
-    tables, all_epochs, seen, ch_names = [], [], set(), None
+    tables, all_epochs, seen, ch_names, sfreq = [], [], set(), None, None
     for bp in paths:
         src = str(bp.fpath)
         events = read_events_table(bp)
@@ -307,7 +304,12 @@ def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
             meta=meta, source=f"{_events_path(bp)}",
         )
         if ch_names is None:
-            ch_names = epochs.ch_names
+            ch_names, sfreq = epochs.ch_names, epochs.info["sfreq"]
+        elif epochs.info["sfreq"] != sfreq:
+            raise ValueError(
+                f"{src}: sampling rate {epochs.info['sfreq']} Hz differs from the subject's first run "
+                f"({sfreq} Hz); set eeg.resample to bring all runs to one rate"
+            )
         elif set(epochs.ch_names) != set(ch_names):
             raise ValueError(f"{src}: channels {epochs.ch_names} differ from the subject's first run {ch_names}")
         epochs.reorder_channels(ch_names)

@@ -410,9 +410,6 @@ def simulate_eeg_dataset(
     pathlib.Path
         The dataset root.
     """
-    import mne
-    from mne_bids import BIDSPath, make_dataset_description, update_sidecar_json, write_raw_bids
-
     classes = list(classes)
     unknown = [c for c in classes if c not in CLASSES]
     if unknown:
