@@ -69,7 +69,12 @@ def test_ground_truth_files(dataset):
         assert "C4" in disc["left_hand"] and "C3" in disc["right_hand"]
         assert not {"C3", "C5", "CP3"} & set(disc["left_hand"])
         assert "Cz" in disc["feet"]
-        assert set(truth["subjects"][sub]["sessions"]) == {"01", "02"}
+        sessions = truth["subjects"][sub]["sessions"]
+        assert set(sessions) == {"01", "02"}
+        # session-to-session shifts: cap displacement, channel gains, mu frequency
+        assert np.abs(sessions["01"]["cap_shift_m"]).max() == 0 < np.abs(sessions["02"]["cap_shift_m"]).max()
+        assert sessions["01"]["channel_gain"] != sessions["02"]["channel_gain"]
+        assert sessions["01"]["mu_freq"] != sessions["02"]["mu_freq"]
     src = pd.read_csv(dataset / "derivatives/truth/sources.tsv", sep="\t", dtype={"subject": str, "session": str})
     assert len(src) == 2 * 2 * 6
     # subject-to-subject variation of source positions and rhythms

@@ -485,7 +485,9 @@ def _write_dataset(
     }
     source_rows = []
     fmt_name = {"edf": "EDF", "brainvision": "BrainVision"}[fmt]
-    for s in range(1, n_subjects + 1):
+    from tqdm.auto import tqdm
+
+    for s in tqdm(range(1, n_subjects + 1), desc="simulate EEG", unit="subject", disable=None):
         sub = f"{s:02d}"
         subj = _subject_params(seed, s, n_background, snr)
         st = {
