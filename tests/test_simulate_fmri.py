@@ -221,6 +221,18 @@ def test_overwrite_rules(dataset, tmp_path):
     assert not target.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".fail")]
 
 
+def test_crash_midway_leaves_nothing(tmp_path, monkeypatch):
+    import neuroattn.data.simulate as sim
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(sim, "simulate_subject", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        sim.simulate_fmri_dataset(tmp_path / "fmri", **TINY)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("kw, err, msg", [
     ({"n_subjects": 0}, ValueError, "n_subjects must be >= 1"),
     ({"n_images": 2.5}, TypeError, "n_images must be an integer"),
