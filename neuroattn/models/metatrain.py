@@ -1,0 +1,360 @@
+"""Meta-training and leave-one-subject-out evaluation of the in-context encoder and decoder.
+
+Phase 1 (:func:`train_prior`) uses no brain data: random linear voxels on the real stimulus
+embeddings of the training images (weights drawn with a random spectral decay over the whitened
+embedding dimensions, a random signal-to-noise ratio, a small bias), with context sizes drawn
+log-uniformly. One prior serves every LOSO fold.
+
+Phase 2 (:func:`train_real`) continues on the training subjects' real voxels (train images only;
+the held-out subject and the shared test images never enter), once per held-out subject.
+
+:func:`evaluate_subject` then gives the held-out subject ``k`` context images from its training
+images, infers its encoders (stage 1), decodes the shared test images (stage 2), and retrieves
+each among all test images; ``ridge_context`` (himalaya ``RidgeCV`` encoders and a ridge map from
+voxels to embedding, both fitted on the same ``k`` images) is evaluated alongside.
+
+Training is episodic (a fresh task per step), so it has its own small loop rather than
+:func:`neuroattn.train.fit_torch`, which iterates over a fixed data set.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..utils import resolve_device, seed_everything
+from .incontext import (ContextEncoderNet, EmbeddingSpace, ImageDecoderNet, decode_images, decoding_loss,
+                        infer_encoders, retrieve)
+
+log = logging.getLogger("neuroattn")
+
+DEFAULTS = {
+    "embed_dim": 32,
+    "context_sizes": [25, 50, 100, 200],
+    "default_k": 50,
+    "min_context": 10,
+    "context_range": [10, 200],
+    "n_query": 100,
+    "encoder": {"d_model": 64, "n_layers": 2, "n_heads": 4, "n_registers": 4},
+    "decoder": {"d_model": 64, "n_layers": 2, "n_heads": 4, "n_registers": 8},
+    "max_voxels": 256,
+    "synthetic_steps": 300,
+    "real_steps": 100,
+    "batch_size": 64,
+    "lr": 0.001,
+    "ridge_alphas": [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],
+}
+
+
+def resolve_config(cfg: dict | None) -> dict:
+    """The ``incontext`` config section completed with :data:`DEFAULTS`."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
+    for k, v in (cfg or {}).items():
+        out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build_nets(embed_dim: int, cfg: dict) -> tuple[ContextEncoderNet, ImageDecoderNet]:
+    """Fresh stage-1 and stage-2 networks sized by ``cfg['encoder']`` / ``cfg['decoder']``."""
+    return ContextEncoderNet(embed_dim, **cfg["encoder"]), ImageDecoderNet(embed_dim, **cfg["decoder"])
+
+
+# ----------------------------------------------------------------------------- task samplers
+def synthetic_voxels(rng: np.random.Generator, X: np.ndarray, n_voxels: int):
+    """Random linear voxels on embeddings ``X`` (n, E): responses of unit variance over ``X``.
+
+    Returns ``Y`` (n, V) noisy responses, ``S`` (n, V) noiseless signal, ``W`` (V, E), ``b`` (V,).
+    """
+    n, E = X.shape
+    decay = rng.uniform(0.0, 1.5, size=(n_voxels, 1))
+    W = rng.standard_normal((n_voxels, E)) * np.arange(1, E + 1)[None, :] ** -decay
+    raw = X @ W.T
+    r2 = rng.uniform(0.05, 0.9, size=n_voxels)       # fraction of response variance that is signal
+    gain = np.sqrt(r2) / np.maximum(raw.std(0), 1e-8)
+    W = W * gain[:, None]
+    b = 0.1 * rng.standard_normal(n_voxels) - raw.mean(0) * gain
+    S = X @ W.T + b
+    Y = S + rng.standard_normal((n, n_voxels)) * np.sqrt(1 - r2)
+    return Y.astype(np.float32), S.astype(np.float32), W.astype(np.float32), b.astype(np.float32)
+
+
+def _draw_k(rng, cfg, n_available):
+    lo, hi = cfg["context_range"]
+    hi = min(hi, n_available)
+    lo = min(max(lo, cfg["min_context"]), hi)
+    return int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+
+
+@dataclass
+class Pool:
+    """Images (embeddings ``X`` (n, E)) and voxel responses ``Y`` (n, V) to draw tasks from.
+
+    ``S`` is the noiseless signal (synthetic pools only), ``W``/``b`` the true encoders.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    S: np.ndarray | None = None
+    name: str = ""
+
+
+def synthetic_pool(rng, X, n_voxels):
+    Y, S, W, b = synthetic_voxels(rng, X, n_voxels)
+    return Pool(X=X, Y=Y, S=S, name="synthetic")
+
+
+def _encoder_task(rng, pool: Pool, cfg, batch):
+    n = len(pool.X)
+    q = min(cfg["n_query"], n // 3)
+    k = _draw_k(rng, cfg, n - q)
+    img = rng.permutation(n)[: k + q]
+    vox = rng.choice(pool.Y.shape[1], size=min(batch, pool.Y.shape[1]), replace=False)
+    target = pool.S if pool.S is not None else pool.Y
+    c, t = img[:k], img[k:]
+    return pool.X[c], pool.Y[np.ix_(c, vox)].T, pool.X[t], target[np.ix_(t, vox)].T
+
+
+def _decoder_task(rng, pool: Pool, cfg, batch):
+    n = len(pool.X)
+    k = _draw_k(rng, cfg, n - 8)
+    img = rng.permutation(n)
+    c, t = img[:k], img[k:k + batch]
+    vox = rng.choice(pool.Y.shape[1], size=min(cfg["max_voxels"], pool.Y.shape[1]), replace=False)
+    return pool.X[c], pool.Y[np.ix_(c, vox)], pool.Y[np.ix_(t, vox)], pool.X[t]
+
+
+# ----------------------------------------------------------------------------- training loops
+def _optimizer(net, lr, steps):
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    warm = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
+    return opt, sched
+
+
+def train_encoder(net: ContextEncoderNet, pools, cfg, steps: int, seed: int, device="cpu", lr=None):
+    """Meta-train stage 1 for ``steps`` episodes (MSE of query predictions); returns the losses."""
+    rng = np.random.default_rng(seed)
+    net.to(device).train()
+    opt, sched = _optimizer(net, lr or cfg["lr"], steps)
+    losses = []
+    for step in range(steps):
+        pool = pools(rng) if callable(pools) else pools[rng.integers(len(pools))]
+        xc, yc, xq, yq = (torch.as_tensor(a, dtype=torch.float32, device=device)
+                          for a in _encoder_task(rng, pool, cfg, cfg["batch_size"]))
+        w, b = net(xc, yc)
+        loss = F.mse_loss(w @ xq.T + b[:, None], yq)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss))
+        if step % max(1, steps // 5) == 0:
+            log.info("stage 1 step %d/%d: mse %.4f", step, steps, np.mean(losses[-20:]))
+    net.eval()
+    return losses
+
+
+def train_decoder(dec: ImageDecoderNet, enc: ContextEncoderNet, pools, cfg, steps: int, seed: int,
+                  device="cpu", lr=None):
+    """Meta-train stage 2 on stage-1 encoders inferred from a context (cosine + InfoNCE)."""
+    rng = np.random.default_rng(seed)
+    dec.to(device).train()
+    enc.to(device).eval()
+    opt, sched = _optimizer(dec, lr or cfg["lr"], steps)
+    losses = []
+    for step in range(steps):
+        pool = pools(rng) if callable(pools) else pools[rng.integers(len(pools))]
+        xc, yc, beta, target = _decoder_task(rng, pool, cfg, cfg["batch_size"])
+        W, b = infer_encoders(enc, xc, yc, device=device)
+        enc.eval()
+        t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
+        loss = decoding_loss(dec(t(W), t(b), t(beta)), t(target))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(dec.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss))
+        if step % max(1, steps // 5) == 0:
+            log.info("stage 2 step %d/%d: loss %.4f", step, steps, np.mean(losses[-20:]))
+    dec.eval()
+    return losses
+
+
+def train_prior(X_train: np.ndarray, cfg: dict, seed: int = 0, device: str = "cpu",
+                n_pool_voxels: int = 1024):
+    """Phase 1: meta-train both stages on synthetic voxels over the embeddings ``X_train``.
+
+    Returns ``(encoder_net, decoder_net, history)``.
+    """
+    cfg = resolve_config(cfg)
+    seed_everything(seed)
+    device = resolve_device(device)
+    enc, dec = build_nets(X_train.shape[1], cfg)
+    rng = np.random.default_rng(seed)
+    pools = [synthetic_pool(rng, X_train, n_pool_voxels) for _ in range(4)]
+    steps = cfg["synthetic_steps"]
+    h1 = train_encoder(enc, pools, cfg, steps, seed, device)
+    h2 = train_decoder(dec, enc, pools, cfg, steps, seed + 1, device)
+    return enc.cpu(), dec.cpu(), {"stage1": h1, "stage2": h2}
+
+
+def train_real(enc, dec, pools: list[Pool], cfg: dict, seed: int = 0, device: str = "cpu"):
+    """Phase 2: continue meta-training on real voxels (one :class:`Pool` per training subject)."""
+    cfg = resolve_config(cfg)
+    seed_everything(seed)
+    device = resolve_device(device)
+    steps = cfg["real_steps"]
+    if steps == 0:
+        return enc, dec, {"stage1": [], "stage2": []}
+    lr = cfg["lr"] * 0.5
+    h1 = train_encoder(enc, pools, cfg, steps, seed, device, lr=lr)
+    h2 = train_decoder(dec, enc, pools, cfg, steps, seed + 1, device, lr=lr)
+    return enc.cpu(), dec.cpu(), {"stage1": h1, "stage2": h2}
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def save_prior(path, enc, dec, emb: EmbeddingSpace, cfg: dict, meta: dict | None = None) -> None:
+    """Save both networks, the embedding space and the config (torch tensors and plain types only)."""
+    from ..utils import atomic_path
+
+    state = {"encoder": enc.state_dict(), "decoder": dec.state_dict(), "embedding": emb.state_dict(),
+             "config": resolve_config(cfg), "meta": dict(meta or {})}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_prior(path):
+    """Load a prior saved by :func:`save_prior`: ``(enc, dec, emb, cfg, meta)``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - name the file whatever went wrong
+        raise ValueError(f"{path}: not a readable in-context prior ({exc})") from exc
+    emb = EmbeddingSpace.from_state(state["embedding"])
+    enc, dec = build_nets(emb.dim, state["config"])
+    enc.load_state_dict(state["encoder"])
+    dec.load_state_dict(state["decoder"])
+    return enc.eval(), dec.eval(), emb, state["config"], state["meta"]
+
+
+# ----------------------------------------------------------------------------- subjects and folds
+@dataclass
+class SubjectData:
+    """One subject's embeddings and responses, split into train and shared test images."""
+
+    subject: str
+    train_images: np.ndarray
+    X_train: np.ndarray
+    Y_train: np.ndarray
+    test_images: np.ndarray
+    X_test: np.ndarray
+    Y_test: np.ndarray
+    noise_ceiling: np.ndarray = field(default=None)
+
+
+def subject_data(betas, embed: dict, train_images, test_images, noise_ceiling=None) -> SubjectData:
+    """Gather a subject's train / test rows from a :class:`~neuroattn.data.betas.Betas`.
+
+    ``embed`` maps image name -> embedding. Raises naming the subject when it saw none of the test
+    (shared) images or no training image.
+    """
+    seen = set(betas.images)
+    tr = np.array([im for im in np.asarray(train_images).astype(str) if im in seen])
+    te = np.array([im for im in np.asarray(test_images).astype(str) if im in seen])
+    if len(te) == 0:
+        raise ValueError(f"sub-{betas.subject}: saw none of the {len(test_images)} shared test images; "
+                         "cross-subject decoding needs images every subject saw")
+    if len(tr) == 0:
+        raise ValueError(f"sub-{betas.subject}: has no training images")
+    missing = [im for im in np.concatenate([tr, te]) if im not in embed]
+    if missing:
+        raise KeyError(f"no embedding for image(s) {missing[:5]} (sub-{betas.subject})")
+    return SubjectData(subject=str(betas.subject), train_images=tr,
+                       X_train=np.stack([embed[i] for i in tr]), Y_train=betas.select(tr),
+                       test_images=te, X_test=np.stack([embed[i] for i in te]), Y_test=betas.select(te),
+                       noise_ceiling=noise_ceiling)
+
+
+def loso_training_pools(subjects: dict, held_out: str) -> list[Pool]:
+    """Phase-2 pools for a fold: training images of every subject except ``held_out``.
+
+    Shared test images and the held-out subject never enter.
+    """
+    if held_out not in subjects:
+        raise KeyError(f"held-out subject sub-{held_out} is not among {sorted(subjects)}")
+    others = [s for s in sorted(subjects) if s != held_out]
+    if not others:
+        raise ValueError(f"leave-one-subject-out needs at least 2 subjects, got only sub-{held_out}")
+    return [Pool(X=subjects[s].X_train, Y=subjects[s].Y_train, name=s) for s in others]
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _pearson(y, p):
+    y = y - y.mean(0)
+    p = p - p.mean(0)
+    den = np.sqrt((y ** 2).sum(0) * (p ** 2).sum(0))
+    return np.where(den > 0, (y * p).sum(0) / np.where(den > 0, den, 1), np.nan)
+
+
+def ridge_context(X_c, Y_c, X_test, Y_test, alphas, seed=0):
+    """The ``ridge_context`` baseline on one context.
+
+    Returns ``(Y_pred (n, V), decoded (n, E))``: himalaya ``RidgeCV`` encoders fitted on the context
+    predict the test responses; a ``RidgeCV`` map from voxels to embedding fitted on the same
+    context decodes them.
+    """
+    from himalaya.ridge import RidgeCV
+    from sklearn.model_selection import KFold
+
+    cv = KFold(n_splits=min(5, len(X_c)), shuffle=True, random_state=seed)
+    enc = RidgeCV(alphas=np.asarray(alphas, dtype=float), fit_intercept=True, cv=cv).fit(X_c, Y_c)
+    dec = RidgeCV(alphas=np.asarray(alphas, dtype=float), fit_intercept=True, cv=cv).fit(Y_c, X_c)
+    return np.asarray(enc.predict(X_test)), np.asarray(dec.predict(Y_test))
+
+
+def context_order(n_train: int, seed: int) -> np.ndarray:
+    """Seeded order of a subject's training images; context k is its first k (nested over k)."""
+    return np.random.default_rng(seed).permutation(n_train)
+
+
+def evaluate_subject(enc, dec, data: SubjectData, candidates: np.ndarray, candidate_names, cfg: dict,
+                     seed: int = 0, device: str = "cpu") -> dict:
+    """Evaluate both methods on a held-out subject for every context size that its data allows.
+
+    Returns a dict ``{(method, k): result}`` with ``top1``, ``top5``, ``cosine``, ``n_candidates``,
+    ``ranking``, ``decoded`` (n, E), ``r`` (V,) stage-1 Pearson r on the test images and ``r2``
+    (V,) their explained variance ``1 - SSE/SST``.
+    """
+    cfg = resolve_config(cfg)
+    device = resolve_device(device)
+    ks = [k for k in cfg["context_sizes"] if k <= len(data.X_train)]
+    if not ks:
+        raise ValueError(f"sub-{data.subject}: {len(data.X_train)} training images, fewer than every "
+                         f"context size {cfg['context_sizes']}")
+    order = context_order(len(data.X_train), seed)
+    out = {}
+    sst = ((data.Y_test - data.Y_test.mean(0)) ** 2).sum(0)
+    for k in ks:
+        if k < cfg["min_context"]:
+            raise ValueError(f"context size k={k} is below the minimum of {cfg['min_context']} images")
+        c = order[:k]
+        X_c, Y_c = data.X_train[c], data.Y_train[c]
+        W, b = infer_encoders(enc, X_c, Y_c, device=device)
+        preds = {"incontext": (data.X_test @ W.T + b,
+                               decode_images(dec, W, b, data.Y_test, cfg["max_voxels"], device=device, seed=seed))}
+        preds["ridge_context"] = ridge_context(X_c, Y_c, data.X_test, data.Y_test, cfg["ridge_alphas"], seed)
+        for method, (Y_pred, decoded) in preds.items():
+            res = retrieve(decoded, candidates, candidate_names, data.test_images)
+            res["decoded"] = decoded
+            res["r"] = _pearson(data.Y_test, Y_pred)
+            res["r2"] = 1 - ((data.Y_test - Y_pred) ** 2).sum(0) / np.where(sst > 0, sst, np.nan)
+            out[(method, k)] = res
+            log.info("sub-%s %s k=%d: top1 %.3f top5 %.3f cos %.3f median r %.3f (n=%d)", data.subject, method,
+                     k, res["top1"], res["top5"], res["cosine"], np.nanmedian(res["r"]), res["n_candidates"])
+    return out
