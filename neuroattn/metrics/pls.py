@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 from scipy.linalg import eigh
+from scipy.linalg.blas import dger
 from scipy.sparse.linalg import eigsh
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -22,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 def _top_eigvec(G: np.ndarray, v0: np.ndarray) -> np.ndarray:
     d = G.shape[0]
-    if d <= 64:
+    if d <= 200:
         return eigh(G, subset_by_index=[d - 1, d - 1])[1][:, 0]
     return eigsh(G, k=1, which="LA", v0=v0, tol=0)[1][:, 0]
 
@@ -82,48 +83,10 @@ class ExactPLSRegression(MultiOutputMixin, RegressorMixin, BaseEstimator):
         else:
             self._x_std = np.ones(p)
             self._y_std = np.ones(m)
-        S = Xk.T @ Yc                      # (p, m) deflated cross-covariance X_k^T Y
-        left = p <= m                      # Gram in the smaller of the two spaces
-        G = S @ S.T if left else S.T @ S
-        v0 = np.random.default_rng(0).standard_normal(G.shape[0])
-        tol = 1e-12 * max(float(np.trace(G)), np.finfo(float).tiny)
-        W, P, Q = [], [], []
-        for _ in range(k):
-            if np.trace(G) <= tol:
-                break
-            v = _top_eigvec(G, v0)
-            if left:
-                w = v
-            else:
-                w = S @ v
-                w /= np.linalg.norm(w)
-            t = Xk @ w
-            tt = float(t @ t)
-            if tt <= np.finfo(float).eps * n:
-                break
-            ploading = Xk.T @ t / tt
-            c = Yc.T @ t                    # = t^T Y_k since t is orthogonal to earlier scores
-            Xk -= np.outer(t, ploading)
-            # rank-2 update of the Gram matrix for S <- S - p c^T
-            if left:
-                Sc = S @ c
-                G += -np.outer(ploading, Sc) - np.outer(Sc, ploading) + (c @ c) * np.outer(ploading, ploading)
-            else:
-                Sp = S.T @ ploading
-                G += -np.outer(c, Sp) - np.outer(Sp, c) + (ploading @ ploading) * np.outer(c, c)
-            S -= np.outer(ploading, c)
-            W.append(w)
-            P.append(ploading)
-            Q.append(c / tt)
-            v0 = v
-        if not W:
-            raise ValueError("PLS: X and Y have no covariance to fit (constant inputs?)")
-        self.x_weights_ = np.stack(W, axis=1)
-        self.x_loadings_ = np.stack(P, axis=1)
-        self.y_loadings_ = np.stack(Q, axis=1)
-        self.n_components_ = self.x_weights_.shape[1]
-        rot = self.x_weights_ @ np.linalg.pinv(self.x_loadings_.T @ self.x_weights_)
-        self.coef_ = (rot @ self.y_loadings_.T).T   # (m, p) on the centred/scaled inputs
+        W, P, Q = pls_components(Xk, Yc, k)
+        self.x_weights_, self.x_loadings_, self.y_loadings_ = W, P, Q
+        self.n_components_ = W.shape[1]
+        self.coef_ = pls_coef(W, P, Q).T   # (m, p) on the centred/scaled inputs
         self.intercept_ = self._y_mean
         return self
 
@@ -132,3 +95,114 @@ class ExactPLSRegression(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64)
         Xs = (X - self._x_mean) / self._x_std
         return Xs @ self.coef_.T * self._y_std + self._y_mean
+
+
+def pls_components(Xc, Yc, k, S=None, G=None, starts=None):
+    """Weights, X loadings and Y loadings (each with ``k`` columns at most) of PLS2 on centred data.
+
+    ``S = Xc^T Yc`` and its Gram ``G`` (``S S^T`` when p <= m, else ``S^T S``) may be passed when
+    already known (cross-validation shares them); ``G`` is updated in place.  ``starts`` (list,
+    optional) holds Lanczos start vectors per component (e.g. the previous split's, which are
+    close); it is filled with this fit's eigenvectors.  Deflation is
+    implicit: ``X_k = X - T P^T`` and ``S_k = S - P C^T`` are never formed, only their products.
+    """
+    n = Xc.shape[0]
+    if S is None:
+        S = Xc.T @ Yc                      # (p, m) cross-covariance; S_k = S - P_<k C_<k^T
+    p, m = S.shape
+    left = p <= m                          # Gram in the smaller of the two spaces
+    if G is None:
+        G = S @ S.T if left else S.T @ S
+    v0 = np.random.default_rng(0).standard_normal(G.shape[0])
+    tol = 1e-12 * max(float(np.trace(G)), np.finfo(float).tiny)
+    W, P, Q, C, T = (np.zeros((p, k)), np.zeros((p, k)), np.zeros((m, k)), np.zeros((m, k)), np.zeros((n, k)))
+    j = 0
+    for j in range(k + 1):
+        if j == k or np.trace(G) <= tol:
+            break
+        if starts is not None and j < len(starts) and starts[j] is not None:
+            v0 = starts[j]
+        v = _top_eigvec(G, v0)
+        if starts is not None:
+            if j < len(starts):
+                starts[j] = v
+            else:
+                starts.append(v)
+        if left:
+            w = v
+        else:                               # w = S_k v, normalised
+            w = S @ v - P[:, :j] @ (C[:, :j].T @ v)
+            w /= np.linalg.norm(w)
+        t = Xc @ w - T[:, :j] @ (P[:, :j].T @ w)
+        tt = float(t @ t)
+        if tt <= np.finfo(float).eps * n:
+            break
+        ploading = (Xc.T @ t - P[:, :j] @ (T[:, :j].T @ t)) / tt
+        c = Yc.T @ t                        # = t^T Y_k since t is orthogonal to earlier scores
+        # rank-2 update of the Gram matrix for S_k+1 = S_k - p c^T
+        if left:
+            a = S @ c - P[:, :j] @ (C[:, :j].T @ c)
+            a -= 0.5 * (c @ c) * ploading
+            _ger2(G, ploading, a)
+        else:
+            a = S.T @ ploading - C[:, :j] @ (P[:, :j].T @ ploading)
+            a -= 0.5 * (ploading @ ploading) * c
+            _ger2(G, c, a)
+        W[:, j], P[:, j], Q[:, j], C[:, j], T[:, j] = w, ploading, c / tt, c, t
+        v0 = v
+    if j == 0:
+        raise ValueError("PLS: X and Y have no covariance to fit (constant inputs?)")
+    return W[:, :j], P[:, :j], Q[:, :j]
+
+
+def _ger2(G, x, y):
+    """In place ``G -= x y^T + y x^T`` (BLAS rank-1 updates when G is contiguous)."""
+    if G.flags.f_contiguous or G.flags.c_contiguous:
+        A = G if G.flags.f_contiguous else G.T        # the transpose of a symmetric update is the same
+        A = dger(-1.0, x, y, a=A, overwrite_a=True)
+        A = dger(-1.0, y, x, a=A, overwrite_a=True)
+        if not np.shares_memory(A, G):                # BLAS copied: write back
+            G[...] = A if G.flags.f_contiguous else A.T
+    else:
+        G -= np.outer(x, y) + np.outer(y, x)
+
+
+def pls_coef(W, P, Q):
+    """Regression coefficients (p, m) ``W (P^T W)^-1 Q^T`` of centred inputs."""
+    return W @ np.linalg.pinv(P.T @ W) @ Q.T
+
+
+def cv_pls_predictions(X, Y, splits, k):
+    """Held-out predictions of PLS2 (scale=False) for every split, sharing the cross-products.
+
+    The train cross-covariance of a split is the full one minus a low-rank correction (the test
+    rows and the change of mean), so ``X^T Y`` and its Gram are computed once for all splits.
+    Yields ``(test_idx, predictions)``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    X = X - X.mean(axis=0)                 # global centring keeps the low-rank updates well conditioned
+    Y = Y - Y.mean(axis=0)
+    p, m = X.shape[1], Y.shape[1]
+    left = p <= m
+    M = X.T @ Y
+    MM = M @ M.T if left else M.T @ M
+    starts = []
+    for tr, te in splits:
+        n_tr = len(tr)
+        xm, ym = X[tr].mean(axis=0), Y[tr].mean(axis=0)
+        # S_tr = sum_tr (x - xm)(y - ym)^T = M - X_te^T Y_te - n_tr xm ym^T = M - Z V^T
+        Z = np.c_[X[te].T, np.sqrt(n_tr) * xm]
+        V = np.c_[Y[te].T, np.sqrt(n_tr) * ym]
+        S = M - Z @ V.T
+        if left:
+            MV = M @ V
+            ZMV = Z @ MV.T
+            G = MM - ZMV - ZMV.T + Z @ (V.T @ V) @ Z.T
+        else:
+            MZ = M.T @ Z
+            VMZ = V @ MZ.T
+            G = MM - VMZ - VMZ.T + V @ (Z.T @ Z) @ V.T
+        G = (G + G.T) / 2
+        W, P, Q = pls_components(X[tr] - xm, Y[tr] - ym, k, S=S, G=np.asfortranarray(G), starts=starts)
+        yield te, (X[te] - xm) @ pls_coef(W, P, Q) + ym

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
-from .pls import ExactPLSRegression
+from .pls import ExactPLSRegression, cv_pls_predictions
 from .score import Score, check_same_stimuli, pearson_r
 
 log = logging.getLogger("neuroattn.metrics")
@@ -130,12 +130,16 @@ def linear_predictivity(X, Y, regression: str = "pls", n_splits: int = 10, train
     Yok = Y[:, ok]
     raw = np.full((n_splits, Y.shape[1]), np.nan)
     n_comp = None
-    for s, (tr, te) in enumerate(splits):
-        est = make_regression(regression, n_components=n_components, alpha=alpha, alphas=alphas)
-        est.fit(X[tr], Yok[tr])
-        pred = np.asarray(est.predict(X[te])).reshape(len(te), -1)
-        raw[s, ok] = pearson_r(Yok[te], pred)
-        n_comp = getattr(est, "n_components_", None)
+    if regression == "pls":   # shared cross-products over splits, same model as ExactPLSRegression
+        n_comp = n_components
+        for s, (te, pred) in enumerate(cv_pls_predictions(X, Yok, splits, n_components)):
+            raw[s, ok] = pearson_r(Yok[te], pred)
+    else:
+        for s, (tr, te) in enumerate(splits):
+            est = make_regression(regression, n_components=n_components, alpha=alpha, alphas=alphas)
+            est.fit(X[tr], Yok[tr])
+            pred = np.asarray(est.predict(X[te])).reshape(len(te), -1)
+            raw[s, ok] = pearson_r(Yok[te], pred)
     per_split = np.array([np.nanmedian(r[ok]) if np.isfinite(r[ok]).any() else np.nan for r in raw])
     per_unit = np.full(Y.shape[1], np.nan)
     per_unit[ok] = np.nanmean(raw[:, ok], axis=0) if np.isfinite(raw[:, ok]).all() else _nanmean_cols(raw[:, ok])
