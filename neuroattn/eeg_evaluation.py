@@ -4,11 +4,14 @@ Protocols
 ---------
 ``within``
     Within-subject, cross-session (BCI IV 2a T/E): train on the subject's first session (sessions
-    in sorted order), test on the second.
+    in sorted order), test on the second. Optional Euclidean alignment of each session on its own
+    mean covariance (unsupervised re-centring, which undoes session-to-session shifts; the test
+    session's reference uses its unlabelled trials only).
 ``loso``
     Leave one subject out: train on every other subject's trials (all sessions), test on all of
-    the held-out subject's trials. Optional Euclidean alignment, per subject, of each subject's
-    own trials (for the test subject, its unlabelled test trials; nothing of it reaches training).
+    the held-out subject's trials. Optional Euclidean alignment, per subject and session, of
+    each recording's trials (for the test subject, its unlabelled test trials; nothing of it
+    reaches training).
 
 Every model sees the same data: per-channel standardisation fitted on the training trials only
 (``neuroattn.data.eeg.ChannelStandardizer``); no model selection on test data (early stopping,
@@ -115,7 +118,7 @@ def loso_data(datas: dict, test_subject: str, align: bool = True):
             return d.X
         from .data.eeg import euclidean_alignment
 
-        return euclidean_alignment(d.X)
+        return euclidean_alignment(d.X, groups=d.sessions)  # each session on its own reference
 
     X_train = np.concatenate([prep(datas[s]) for s in train_subjects]).astype(np.float32)
     y_train = np.concatenate([datas[s].y for s in train_subjects])
@@ -199,7 +202,12 @@ def run_protocol(protocol: str, datas: dict, subject: str, models, *, seeds=(0,)
     if protocol == "within":
         tr, te, s_tr, s_te = within_split(ref)
         X_train, y_train, X_test, y_test = ref.X[tr], ref.y[tr], ref.X[te], ref.y[te]
-        trained_on = f"sub-{subject} session {s_tr}; tested on session {s_te}"
+        if align:  # each session re-centred on its own (unlabelled) mean covariance
+            from .data.eeg import euclidean_alignment
+
+            X_train, X_test = euclidean_alignment(X_train), euclidean_alignment(X_test)
+        trained_on = f"sub-{subject} session {s_tr}; tested on session {s_te}" + (
+            " (Euclidean-aligned per session)" if align else "")
     else:
         X_train, y_train, X_test, y_test, subs = loso_data(datas, subject, align=align)
         trained_on = "subjects " + ",".join(subs) + (" (Euclidean-aligned)" if align else "")

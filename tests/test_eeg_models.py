@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from neuroattn.data.eeg import ChannelStandardizer, EEGData
+from neuroattn.data.eeg import ChannelStandardizer, EEGData, euclidean_alignment
 from neuroattn.models.eeg_attention import (
     ATTENTION_MODULES, BaseNet, TemporalSpatialBlock, make_attention, min_n_times,
 )
@@ -225,7 +225,8 @@ def test_no_test_session_data_reaches_training(monkeypatch):
     ev.run_protocol("within", {"01": d2}, "01", ["ts_lr"], importance=False)
     (Xa, ya), (Xb, yb) = seen
     train = d.sessions == "1"
-    expected = ChannelStandardizer().fit(d.X[train]).transform(d.X[train])
+    aligned = euclidean_alignment(d.X[train])  # per-session alignment (align=True by default)
+    expected = ChannelStandardizer().fit(aligned).transform(aligned)
     np.testing.assert_allclose(Xa, expected, rtol=1e-5)
     np.testing.assert_array_equal(Xa, Xb)
     np.testing.assert_array_equal(ya, yb)
