@@ -122,7 +122,6 @@ def test_rsa_invariances(rng):
     # rotation of unit space that fixes the all-ones direction
     ones = np.ones((6, 1)) / np.sqrt(6)
     B = np.linalg.qr(np.c_[ones, rng.normal(size=(6, 5))])[0]
-
     R5 = np.linalg.qr(rng.normal(size=(5, 5)))[0]
     Rfix = B @ np.block([[np.eye(1), np.zeros((1, 5))], [np.zeros((5, 1)), R5]]) @ B.T
     assert rsa(X @ Rfix, Y).value == pytest.approx(base, abs=1e-10)

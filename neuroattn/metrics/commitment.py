@@ -157,7 +157,7 @@ def commit_layers(layers: Iterable[tuple[str, np.ndarray, np.ndarray]], Y_public
         raise ValueError("commit_layers: no layers to score")
     public = pd.DataFrame(rows)
     best = public.loc[public.groupby("roi", sort=False)["value"].idxmax()]
-    committed = dict(zip(best["roi"], best["layer"]))
+    committed = {str(r): str(lay) for r, lay in zip(best["roi"], best["layer"])}
     public["committed"] = [committed[r] == l for r, l in zip(public["roi"], public["layer"])]
     return Commitment(public=public, committed=committed, heldout_r=heldout, heldout_error=heldout_err)
 
@@ -271,7 +271,7 @@ def commit_subject(betas, store, train_images, test_images, layers: Sequence[str
     com = commit_layers(stream_layers(store, layers, public, heldout, pool_grid=pool_grid, pca=pca, random_state=seed),
                         Yp, Yh, betas.voxel_roi, regression=regression, n_splits=n_splits, train_size=train_size,
                         random_state=random_state, n_components=n_components)
-    table = com.public.copy()
+    table = com.public.sort_values(["roi", "depth"], kind="mergesort").reset_index(drop=True)
     table["heldout_r"] = [float(np.nanmedian(com.heldout_r[(lay, roi)])) for roi, lay in zip(table.roi, table.layer)]
     for roi, lay in com.committed.items():
         log.info("sub-%s %s: committed %s", betas.subject, roi, lay)
