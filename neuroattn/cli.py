@@ -57,7 +57,7 @@ def _cmd_simulate(args) -> int:
     if args.modality == "fmri":
         from .data.simulate import simulate_fmri_from_config
 
-        summary = simulate_fmri_from_config(args.out, cfg)
+        summary = simulate_fmri_from_config(args.out, cfg["simulate"], task=cfg["fmri"]["task"], seed=cfg["seed"])
     else:
         from .data.simulate_eeg import simulate_eeg_from_config
 

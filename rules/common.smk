@@ -10,8 +10,12 @@ try:
     validate_config(config)
     FMRI_ROOT = check_bids_root(config["fmri"]["bids_root"], "fmri")
     EEG_ROOT = check_bids_root(config["eeg"]["bids_root"], "eeg")
-except ConfigError as exc:
-    raise WorkflowError(str(exc))
+    if FMRI_ROOT is None:  # simulated data: check the simulator's own constraints up front
+        from neuroattn.data.simulate import params_from_config
+
+        params_from_config(config["simulate"], task=config["fmri"]["task"], seed=config["seed"])
+except (ConfigError, KeyError, ValueError) as exc:
+    raise WorkflowError(f"configuration refused: {exc}")
 
 R = config["results_dir"].rstrip("/")
 SIM = f"{R}/simulated"
@@ -20,11 +24,14 @@ EEG_TASK = config["eeg"]["task"]
 
 
 def _subjects(section, root, n_sim):
+    """Configured subjects, else the simulated ones, else those the BIDS dataset has (mne-bids)."""
     if config[section].get("subjects"):
         return list(config[section]["subjects"])
     if root is None:
         return [f"{i:02d}" for i in range(1, n_sim + 1)]
-    return sorted(p.name[4:] for p in root.glob("sub-*") if p.is_dir())
+    from neuroattn.data.eeg import list_subjects
+
+    return list_subjects(root)
 
 
 FMRI_SUBJECTS = _subjects("fmri", FMRI_ROOT, config["simulate"]["fmri"]["n_subjects"])
@@ -77,3 +84,27 @@ GPU = 1 if config["device"] == "cuda" else 0
 def mem_mb(base):
     """Memory request that doubles on the second attempt, triples on the third."""
     return lambda wildcards, attempt: base * attempt
+
+
+def subject_report_inputs(wildcards):
+    """Everything one subject's report reads: scores, betas, attention maps, decoding, EEG."""
+    s = wildcards.subject
+    inputs = {"leaderboard": f"{R}/scores/leaderboard.tsv"}
+    if s in FMRI_SUBJECTS:
+        backbone = config["encode"]["backbone"]
+        inputs["betas"] = [betas_path(s)]
+        inputs["split"] = [f"{R}/splits/images.tsv"]
+        inputs["features"] = [f"{R}/features/{backbone}/features.h5"]
+        if "routing" in config["encode"]["models"]:
+            inputs["routing"] = [
+                f"{R}/sub-{s}/encode/sub-{s}_backbone-{backbone}_layer-{layer}_model-routing_pred.h5"
+                for layer in config["encode"]["layers"]
+            ]
+        if len(FMRI_SUBJECTS) > 1:
+            inputs["decode"] = [f"{R}/sub-{s}/decode/sub-{s}_model-incontext_pred.h5"]
+    if s in EEG_SUBJECTS:
+        inputs["epochs"] = [epochs_path(s)]
+        inputs["epochs_table"] = [f"{R}/sub-{s}/eeg/sub-{s}_task-{EEG_TASK}_desc-epochs.tsv"]
+        protocols = [p for p in config["eeg_models"]["protocols"] if p == "within" or len(EEG_SUBJECTS) > 1]
+        inputs["eeg_preds"] = [f"{R}/sub-{s}/eeg/models/sub-{s}_protocol-{p}_pred.h5" for p in protocols]
+    return inputs

@@ -1,16 +1,24 @@
 # Per-subject and group HTML reports (self-contained pages).
 
 
+localrules:
+    subject_report,
+    group_report,
+
+
 rule subject_report:
     input:
-        leaderboard=f"{R}/scores/leaderboard.tsv",
+        unpack(subject_report_inputs),
     output:
-        f"{R}/sub-{{subject}}/report.html",
+        report(f"{R}/sub-{{subject}}/report.html", category="Subjects", labels={"subject": "{subject}"}),
     params:
-        results=R,
         config=config,
+        dseg=lambda w: f"{fmri_root()}/derivatives/rois/sub-{w.subject}/anat/sub-{w.subject}_desc-rois_dseg.nii.gz",
+        stimuli_dir=f"{fmri_root()}/stimuli",
     log:
         f"{R}/logs/report/sub-{{subject}}.log",
+    conda:
+        "../environment.yml"
     script:
         "scripts/subject_report.py"
 
@@ -18,12 +26,15 @@ rule subject_report:
 rule group_report:
     input:
         leaderboard=f"{R}/scores/leaderboard.tsv",
+        features=expand(f"{R}/features/{{backbone}}/features.h5", backbone=sorted(ENCODED_BACKBONES)),
+        layers=COMMITMENT_LAYER_FILES,
     output:
-        f"{R}/report.html",
+        report(f"{R}/report.html", category="Group"),
     params:
-        results=R,
         config=config,
     log:
         f"{R}/logs/report/group.log",
+    conda:
+        "../environment.yml"
     script:
         "scripts/group_report.py"

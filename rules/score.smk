@@ -24,8 +24,11 @@ rule layer_commitment:
         "scripts/layer_commitment.py"
 
 
+ENCODED_BACKBONES = {ENCODE["backbone"], IC["backbone"]}
+COMMITMENT_LAYER_FILES = []
 if config["scoring"]["commit_layers"]:
     SCORE_FILES += expand(rules.layer_commitment.output.scores, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]])
+    COMMITMENT_LAYER_FILES = expand(rules.layer_commitment.output.layers, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]])
 
 
 rule leaderboard:

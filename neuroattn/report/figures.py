@@ -17,7 +17,7 @@ def metric_bars(df: pd.DataFrame, metric: str, title: str | None = None):
     d = df[df.metric == metric]
     targets = sorted(d.target.unique())
     models = sorted(d.model.unique())
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(targets) * max(1, len(models)) ** 0.5 + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(min(11.0, 0.75 * len(targets) + 3), 3.6))
     width = 0.8 / max(1, len(models))
     x = np.arange(len(targets))
     for i, m in enumerate(models):
@@ -119,4 +119,29 @@ def roi_map(dseg_path, title):
     fig = plt.figure(figsize=(7, 2.6))
     plotting.plot_roi(str(dseg_path), bg_img=datasets.load_mni152_template(resolution=2), figure=fig,
                       title=title, display_mode="ortho", draw_cross=False, cmap="tab20")
+    return fig
+
+
+def confusion_grid(cms: dict, classes, title):
+    """One confusion matrix per model, side by side, rows normalised to proportions."""
+    n = len(cms)
+    ncols = min(4, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.5 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (name, cm) in zip(axes.ravel(), cms.items()):
+        cm = np.asarray(cm, dtype=float)
+        prop = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        ax.axis("on")
+        ax.imshow(prop, cmap="Blues", vmin=0, vmax=1)
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                ax.text(j, i, f"{cm[i, j]:g}", ha="center", va="center", fontsize=6)
+        ax.set_xticks(range(len(classes)), [c[:5] for c in classes], fontsize=6, rotation=45)
+        ax.set_yticks(range(len(classes)), [c[:5] for c in classes], fontsize=6)
+        acc = np.trace(cm) / max(cm.sum(), 1)
+        ax.set_title(f"{name} ({acc:.2f})", fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
     return fig

@@ -13,29 +13,35 @@ from .provenance import provenance
 
 
 def _commitment_section(layer_tables):
-    """Which layer each ROI committed to, and whether retinotopic ROIs commit earlier than category ROIs."""
-    frames = [pd.read_csv(p, sep="\t") for p in layer_tables]
+    """Which layer each ROI committed to, and whether retinotopic ROIs commit earlier than category ROIs.
+
+    ``layer_tables`` are the per-subject tables of the layer_commitment rule (columns roi, layer,
+    depth, value, committed, heldout_r; one row per ROI and layer).
+    """
+    frames = []
+    for p in layer_tables:
+        d = pd.read_csv(p, sep="\t")
+        d.insert(0, "subject", Path(p).name.split("_")[0].removeprefix("sub-"))
+        frames.append(d)
     if not frames:
         return None
     df = pd.concat(frames, ignore_index=True)
-    if not {"roi", "committed_layer"} <= set(df.columns):
-        return None
-    order = {l: i for i, l in enumerate(dict.fromkeys(df.get("layer_order", df["committed_layer"])))}
-    if "layer_index" in df.columns:
-        idx = df["layer_index"]
-    else:
-        idx = df["committed_layer"].map(order)
-    df = df.assign(layer_index=idx)
-    kind = np.where(df.roi.str.startswith("ret_"), "retinotopic", np.where(df.roi.str.startswith("cat_"), "category", "other"))
-    means = df.groupby(kind)["layer_index"].mean()
-    text = "Layer commitment (Brain-Score style: best layer per ROI on the training images, scored on the test images). "
+    com = df[df["committed"].astype(str) == "True"]
+    kind = np.where(com.roi.str.startswith("ret_"), "retinotopic",
+                    np.where(com.roi.str.startswith("cat_"), "category", "other"))
+    means = com.groupby(kind)["depth"].mean()
+    text = ("Layer commitment, Brain-Score style: every layer scored against every ROI on the training "
+            "(public) images, the best layer committed per ROI, and reported on the held-out test images. ")
     if {"retinotopic", "category"} <= set(means.index):
         earlier = means["retinotopic"] < means["category"]
-        text += (f"Mean committed layer depth: retinotopic ROIs {means['retinotopic']:.2f}, category ROIs "
-                 f"{means['category']:.2f} — the visual hierarchy is "
-                 + ("recovered (retinotopic ROIs commit to earlier layers)." if earlier else "NOT recovered."))
-    cols = [c for c in ["subject", "roi", "committed_layer", "layer_index", "public_score", "test_score"] if c in df.columns]
-    return {"title": "Layer commitment", "text": text, "table": table(df[cols])}
+        text += (f"Mean committed layer depth (0 = first extracted layer): retinotopic ROIs "
+                 f"{means['retinotopic']:.2f}, category ROIs {means['category']:.2f}: the visual hierarchy is "
+                 + ("recovered (retinotopic ROIs commit to earlier layers than category ROIs)." if earlier
+                    else "NOT recovered here (retinotopic ROIs do not commit to earlier layers)."))
+    table_df = (com.assign(kind=kind)[["subject", "roi", "kind", "layer", "depth", "value", "heldout_r"]]
+                .rename(columns={"layer": "committed layer", "value": "public r", "heldout_r": "held-out r"})
+                .sort_values(["subject", "roi"]))
+    return {"title": "Layer commitment", "text": text, "table": table(table_df)}
 
 
 def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=()):

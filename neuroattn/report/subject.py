@@ -14,18 +14,34 @@ from .html import fig_to_uri, render_page, table
 from .provenance import provenance
 
 
+MAIN_METRIC = {"fmri": "noise_normalized_r2", "eeg": "accuracy"}
+
+
 def _scores_section(lb, subject):
+    """Figures and a compact model x target table of each modality's main metric."""
     d = lb[lb.subject.astype(str) == subject]
     if not len(d):
         return [{"title": "Scores", "note": f"No scores for sub-{subject} in the leaderboard."}]
-    figs = []
-    for (modality, metric), g in d.groupby(["modality", "metric"]):
-        if metric in {"noise_normalized_r2", "pearson_r", "accuracy", "kappa", "ceiled_ev"}:
-            g = g[~g.model.str.match(r".+_k\d+$")]
-            if len(g):
-                figs.append({"uri": fig_to_uri(figures.metric_bars(g, metric, f"sub-{subject} {modality}: {metric}")),
-                             "caption": f"{metric} per target and model; black ticks: noise ceiling where defined"})
-    return [{"title": "Scores", "table": table(d.drop(columns=["subject"])), "figures": figs}]
+    sections = []
+    for modality, metric in MAIN_METRIC.items():
+        g = d[(d.modality == modality) & (d.metric == metric) & ~d.model.str.match(r".+_k\d+$")]
+        if not len(g):
+            continue
+        pivot = g.pivot_table(index="model", columns="target", values="value", aggfunc="mean").reset_index()
+        ceil = g.groupby("target")["ceiling"].median()
+        text = f"{metric} of every {modality} model (rows) per target (columns)."
+        if ceil.notna().any():
+            text += " Median noise ceilings: " + ", ".join(f"{t} {c:.2f}" for t, c in ceil.dropna().items()) + "."
+        fig = figures.metric_bars(g, metric, f"sub-{subject} {modality}: {metric}")
+        sections.append({"title": f"{modality.upper()} scores", "text": text, "table": table(pivot),
+                         "figures": [{"uri": fig_to_uri(fig), "caption": f"{metric}; black ticks: noise ceiling where defined"}]})
+    ic = d[d.model.str.match(r".+_k\d+$")]
+    if len(ic):
+        pivot = ic.pivot_table(index="model", columns="metric", values="value", aggfunc="mean").reset_index()
+        sections.append({"title": "Cross-subject decoding scores", "table": table(pivot),
+                         "text": "This subject held out: encoders inferred from k context images, test images decoded and "
+                                 "retrieved among all test images."})
+    return sections
 
 
 def _fmri_section(subject, betas_path, dseg_path, test_images):
@@ -72,8 +88,8 @@ def _attention_section(pred_paths, stim_dir, n_examples):
             mean_maps = g["mean"][()]  # (n_rois, h, w)
             ex_imgs = g["example_images"].asstr()[()][:n_examples] if "example_images" in g else []
             ex_maps = g["examples"][()][:n_examples] if "examples" in g else None  # (n_ex, n_rois, h, w)
-        imgs = [_load_stimulus(stim_dir, ex_imgs[0])] * len(rois) if len(ex_imgs) else [np.ones((8, 8, 3))] * len(rois)
-        figs.append({"uri": fig_to_uri(figures.image_grid(imgs, list(rois), overlays=list(mean_maps))),
+        blank = np.full((64, 64, 3), 0.5)
+        figs.append({"uri": fig_to_uri(figures.image_grid([blank] * len(rois), list(rois), overlays=list(mean_maps))),
                      "caption": f"{Path(p).name}: attention per ROI query, head-averaged, mean over test images"})
         if ex_maps is not None and len(ex_imgs):
             for r, roi in enumerate(rois[: min(4, len(rois))]):
@@ -115,17 +131,20 @@ def _eeg_section(subject, epochs_path, table_path, model_preds):
     figs = [{"uri": fig_to_uri(figures.channel_quality(epochs.ch_names, std_uv)), "caption": "channel quality: SD across epochs"}]
     for p in model_preds:
         with h5py.File(p, "r") as f:
-            name = Path(p).name
-            if "confusion" in f:
-                classes = f["classes"].asstr()[()] if "classes" in f else [str(i) for i in range(f["confusion"].shape[0])]
-                figs.append({"uri": fig_to_uri(figures.confusion(f["confusion"][()], list(classes), name)),
-                             "caption": f"confusion matrix: {name}"})
-            if "importance" in f:
-                imp = f["importance"][()]  # (n_classes, n_channels)
-                ch = f["ch_names"].asstr()[()] if "ch_names" in f else epochs.ch_names
-                classes = f["classes"].asstr()[()] if "classes" in f else [str(i) for i in range(imp.shape[0])]
-                figs.append({"uri": fig_to_uri(_topomaps(imp, list(ch), list(classes), epochs.info, name)),
-                             "caption": f"channel importance per class (topomaps): {name}"})
+            protocol = f.attrs.get("protocol", Path(p).name)
+            classes = list(f["classes"].asstr()[()])
+            ch = list(f["ch_names"].asstr()[()])
+            models = [k for k in f.keys() if isinstance(f[k], h5py.Group) and "confusion" in f[k]]
+            cms = {m: f[m]["confusion"][()] for m in models}
+            imps = {m: (f[m]["importance"][()], f[m]["importance"].attrs.get("method", ""))
+                    for m in models if "importance" in f[m]}
+        if cms:
+            figs.append({"uri": fig_to_uri(figures.confusion_grid(cms, classes, f"protocol {protocol}")),
+                         "caption": f"confusion matrices, protocol {protocol} (rows true, columns predicted, summed over seeds)"})
+        for m in [m for m in imps if m == "basenet" or m.startswith("basenet_")][:3]:
+            imp, method = imps[m]
+            figs.append({"uri": fig_to_uri(_topomaps(imp, ch, classes, epochs.info, f"{m} ({protocol})")),
+                         "caption": f"channel importance per class of {m}, protocol {protocol} ({method})"})
     return {"title": "EEG", "text": text, "figures": figs}
 
 
@@ -170,5 +189,8 @@ def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=
             sections.append(sec)
     if epochs:
         sections.append(_eeg_section(subject, epochs, epochs_table, eeg_preds))
+    d = lb[lb.subject.astype(str) == subject].drop(columns=["subject"])
+    sections.append({"title": "All scores", "text": "This subject's rows of results/scores/leaderboard.tsv.",
+                     "table": table(d)})
     return render_page(out, title=f"neuroattn: sub-{subject}", sections=sections,
                        provenance=provenance(config, feature_paths))
