@@ -46,7 +46,8 @@ def test_internal_consistency_recovers_known_reliability(rng):
     sc = internal_consistency(R)
     assert isinstance(sc, Score)
     assert sc.value == pytest.approx(0.5, abs=0.03)
-    assert sc.raw.shape == (10, 20) and sc.meta["n_dropped"] == 0 and sc.error > 0
+    assert sc.raw.shape == (20,) and sc.meta["split_unit_r"].shape == (10, 20)
+    assert sc.meta["n_dropped"] == 0 and sc.error > 0
 
 
 def test_internal_consistency_matches_loop(rng):
@@ -69,7 +70,7 @@ def test_internal_consistency_drops_bad_units_and_needs_two_reps(rng):
     R[0, 3, 2] = np.nan
     sc = internal_consistency(R)
     assert sc.meta["n_dropped"] == 2 and sc.meta["n_units"] == 2
-    assert np.isnan(sc.raw[:, [1, 2]]).all()
+    assert np.isnan(sc.raw[[1, 2]]).all() and np.isfinite(sc.raw[[0, 3]]).all()
     with pytest.raises(ValueError, match="at least 2 repetitions"):
         internal_consistency(R[:1])
     with pytest.raises(ValueError, match="at least 2 repetitions"):

@@ -52,7 +52,8 @@ def test_predictivity_matches_independent_loop(rng):
         per_split.append(np.median([stats.pearsonr(Y[te, j], pred[:, j])[0] for j in range(5)]))
     assert sc.value == pytest.approx(np.mean(per_split), abs=1e-6)
     assert sc.error == pytest.approx(np.std(per_split) / np.sqrt(10), abs=1e-6)
-    assert sc.raw.shape == (10, 5) and sc.meta["n_dropped"] == 0
+    assert sc.raw.shape == (5,) and sc.meta["n_dropped"] == 0
+    np.testing.assert_allclose(sc.raw, sc.meta["split_unit_r"].mean(axis=0))
 
 
 def test_predictivity_ridge_and_recovery(rng):
@@ -60,7 +61,7 @@ def test_predictivity_ridge_and_recovery(rng):
     sc = linear_predictivity(X, Y, regression="ridge")
     tr, te = next(ShuffleSplit(n_splits=10, train_size=0.9, random_state=1).split(X))
     pred = Ridge(alpha=1.0).fit(X[tr], Y[tr]).predict(X[te])
-    np.testing.assert_allclose(sc.raw[0], [stats.pearsonr(Y[te, j], pred[:, j])[0] for j in range(4)], atol=1e-10)
+    np.testing.assert_allclose(sc.meta["split_unit_r"][0], [stats.pearsonr(Y[te, j], pred[:, j])[0] for j in range(4)], atol=1e-10)
     # planted signal var 1, noise var 0.25 -> true r = sqrt(1 / 1.25)
     assert sc.value == pytest.approx(np.sqrt(1 / 1.25), abs=0.05)
     for reg in ("pls", "ridgecv", "linear"):
@@ -86,7 +87,7 @@ def test_predictivity_bad_input(rng):
     Y[7, 3] = np.nan
     sc = linear_predictivity(X, Y, regression="ridge")
     assert sc.meta["n_dropped"] == 2 and sc.meta["n_units"] == 3
-    assert np.isnan(sc.raw[:, [1, 3]]).all() and np.isfinite(sc.raw[:, [0, 2, 4]]).all()
+    assert np.isnan(sc.raw[[1, 3]]).all() and np.isfinite(sc.raw[[0, 2, 4]]).all()
     with pytest.raises(ValueError, match="larger than possible"):
         linear_predictivity(X[:5], Y[:5], regression="linear", train_size=0.4, n_splits=11)
     with pytest.raises(ValueError, match="at least 2 train and 3 test"):

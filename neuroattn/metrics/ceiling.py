@@ -62,8 +62,9 @@ def internal_consistency(R, n_splits: int = 10, random_state: int = 1) -> Score:
     -------
     Score
         ``value`` mean over splits of the median over units; ``error`` the standard error over
-        splits (std / sqrt(n_splits)); ``raw`` the (n_splits, n_units) corrected consistencies (NaN
-        for dropped units); ``meta['n_dropped']`` the NaN or constant units dropped.
+        splits (std / sqrt(n_splits)); ``raw`` (n_units,) each unit's corrected consistency
+        averaged over splits (NaN for dropped units); ``meta['split_unit_r']`` the
+        (n_splits, n_units) values; ``meta['n_dropped']`` the NaN or constant units dropped.
     """
     R = _check_reps(R)
     if n_splits < 1:
@@ -81,9 +82,12 @@ def internal_consistency(R, n_splits: int = 10, random_state: int = 1) -> Score:
         b = R[perm[half:]][:, :, ok].mean(axis=0)
         raw[s, ok] = spearman_brown(pearson_r(a, b))
     per_split = np.nanmedian(raw[:, ok], axis=1)
-    return Score(value=float(per_split.mean()), error=float(per_split.std() / np.sqrt(n_splits)), raw=raw,
+    per_unit = np.full(n_units, np.nan)
+    per_unit[ok] = raw[:, ok].mean(axis=0)
+    return Score(value=float(per_split.mean()), error=float(per_split.std() / np.sqrt(n_splits)), raw=per_unit,
                  meta={"n_units": int(ok.sum()), "n_dropped": int((~ok).sum()), "n_stimuli": n_stim,
-                       "n_repetitions": n_reps, "n_splits": n_splits, "per_split": per_split})
+                       "n_repetitions": n_reps, "n_splits": n_splits, "per_split": per_split,
+                       "split_unit_r": raw})
 
 
 def ncsnr(R) -> np.ndarray:

@@ -102,9 +102,10 @@ def linear_predictivity(X, Y, regression: str = "pls", n_splits: int = 10, train
     -------
     Score
         ``value`` mean over splits of the median over units of the test Pearson r; ``error``
-        std over splits / sqrt(n_splits); ``raw`` (n_splits, n_units) r of every unit (NaN for
-        dropped units); ``meta`` with ``n_stimuli``, ``n_units``, ``n_dropped`` (NaN or
-        constant units), ``per_split``, ``per_unit`` (mean over splits), ``regression``.
+        std over splits / sqrt(n_splits); ``raw`` (n_units,) each unit's r averaged over splits
+        (NaN for dropped units); ``meta`` with ``n_stimuli``, ``n_units``, ``n_dropped`` (NaN or
+        constant units), ``per_split`` (n_splits,) medians, ``split_unit_r`` (n_splits, n_units)
+        and ``regression``.
     """
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
@@ -144,11 +145,11 @@ def linear_predictivity(X, Y, regression: str = "pls", n_splits: int = 10, train
     per_unit = np.full(Y.shape[1], np.nan)
     per_unit[ok] = np.nanmean(raw[:, ok], axis=0) if np.isfinite(raw[:, ok]).all() else _nanmean_cols(raw[:, ok])
     return Score(
-        value=float(np.mean(per_split)), error=float(np.std(per_split) / np.sqrt(n_splits)), raw=raw,
+        value=float(np.mean(per_split)), error=float(np.std(per_split) / np.sqrt(n_splits)), raw=per_unit,
         meta={"n_stimuli": n, "n_features": X.shape[1], "n_units": int(ok.sum()), "n_dropped": n_dropped,
               "n_splits": n_splits, "train_size": train_size, "random_state": random_state,
               "regression": regression, "n_components": n_comp, "per_split": per_split,
-              "per_unit": per_unit},
+              "split_unit_r": raw},
     )
 
 
