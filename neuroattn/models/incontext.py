@@ -316,14 +316,17 @@ def retrieve(pred: np.ndarray, candidates: np.ndarray, candidate_names, target_n
         raise KeyError(f"test image(s) {missing[:5]} are not in the candidate set of {len(pos)} images")
     if len(pred) != len(target_names):
         raise ValueError(f"{len(pred)} decoded embeddings for {len(target_names)} target images")
-    target = np.array([pos[t] for t in target_names])
+    from ..metrics import topk_retrieval
+
+    target = np.array([pos[t] for t in target_names], dtype=int)
     sim = cosine_similarity(pred, candidates)
-    ranking = np.argsort(-sim, axis=1, kind="stable")
-    rank_of_target = np.argmax(ranking == target[:, None], axis=1)
-    out = {f"top{k}": float(np.mean(rank_of_target < k)) for k in ks}
+    out = {}
+    for k in ks:
+        score = topk_retrieval(pred, candidates, target, k=min(k, len(candidate_names)))
+        out[f"top{k}"], out[f"top{k}_error"] = score.value, score.error
     out["cosine"] = float(np.mean(sim[np.arange(len(target)), target]))
     out["n_candidates"] = len(candidate_names)
-    out["ranking"] = ranking
+    out["ranking"] = np.argsort(-sim, axis=1, kind="stable")
     return out
 
 

@@ -41,10 +41,10 @@ DEFAULTS = {
     "n_query": 100,
     "encoder": {"d_model": 64, "n_layers": 2, "n_heads": 4, "n_registers": 4},
     "decoder": {"d_model": 64, "n_layers": 2, "n_heads": 4, "n_registers": 8},
-    "max_voxels": 256,
-    "synthetic_steps": 300,
-    "real_steps": 100,
-    "batch_size": 64,
+    "max_voxels": 128,
+    "synthetic_steps": 150,
+    "real_steps": 60,
+    "batch_size": 32,
     "lr": 0.001,
     "ridge_alphas": [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],
 }
@@ -118,13 +118,28 @@ def _encoder_task(rng, pool: Pool, cfg, batch):
     return pool.X[c], pool.Y[np.ix_(c, vox)].T, pool.X[t], target[np.ix_(t, vox)].T
 
 
-def _decoder_task(rng, pool: Pool, cfg, batch):
-    n = len(pool.X)
-    k = _draw_k(rng, cfg, n - 8)
-    img = rng.permutation(n)
-    c, t = img[:k], img[k:k + batch]
-    vox = rng.choice(pool.Y.shape[1], size=min(cfg["max_voxels"], pool.Y.shape[1]), replace=False)
-    return pool.X[c], pool.Y[np.ix_(c, vox)], pool.Y[np.ix_(t, vox)], pool.X[t]
+def decoder_bank(rng, enc, pools, cfg, n_contexts: int = 3, max_voxels: int = 1024, device="cpu"):
+    """Stage-1 encoders inferred once per (pool, random context) for stage-2 training.
+
+    Stage 1 is frozen while stage 2 trains, so its encoders are computed once per context
+    (on at most ``max_voxels`` voxels of each pool) instead of once per step.
+    """
+    bank = []
+    for pool in pools:
+        vox = rng.choice(pool.Y.shape[1], size=min(max_voxels, pool.Y.shape[1]), replace=False)
+        for _ in range(n_contexts):
+            k = _draw_k(rng, cfg, len(pool.X) - 8)
+            perm = rng.permutation(len(pool.X))
+            W, b = infer_encoders(enc, pool.X[perm[:k]], pool.Y[np.ix_(perm[:k], vox)], device=device)
+            bank.append((pool, vox, perm[k:], W, b))
+    return bank
+
+
+def _decoder_task(rng, entry, cfg, batch):
+    pool, vox, free, W, b = entry
+    sub = rng.choice(len(vox), size=min(cfg["max_voxels"], len(vox)), replace=False)
+    t = rng.choice(free, size=min(batch, len(free)), replace=False)
+    return W[sub], b[sub], pool.Y[np.ix_(t, vox[sub])], pool.X[t]
 
 
 # ----------------------------------------------------------------------------- training loops
@@ -143,7 +158,7 @@ def train_encoder(net: ContextEncoderNet, pools, cfg, steps: int, seed: int, dev
     opt, sched = _optimizer(net, lr or cfg["lr"], steps)
     losses = []
     for step in range(steps):
-        pool = pools(rng) if callable(pools) else pools[rng.integers(len(pools))]
+        pool = pools[rng.integers(len(pools))]
         xc, yc, xq, yq = (torch.as_tensor(a, dtype=torch.float32, device=device)
                           for a in _encoder_task(rng, pool, cfg, cfg["batch_size"]))
         w, b = net(xc, yc)
@@ -164,15 +179,12 @@ def train_decoder(dec: ImageDecoderNet, enc: ContextEncoderNet, pools, cfg, step
                   device="cpu", lr=None):
     """Meta-train stage 2 on stage-1 encoders inferred from a context (cosine + InfoNCE)."""
     rng = np.random.default_rng(seed)
+    bank = decoder_bank(rng, enc, pools, cfg, device=device)
     dec.to(device).train()
-    enc.to(device).eval()
     opt, sched = _optimizer(dec, lr or cfg["lr"], steps)
     losses = []
     for step in range(steps):
-        pool = pools(rng) if callable(pools) else pools[rng.integers(len(pools))]
-        xc, yc, beta, target = _decoder_task(rng, pool, cfg, cfg["batch_size"])
-        W, b = infer_encoders(enc, xc, yc, device=device)
-        enc.eval()
+        W, b, beta, target = _decoder_task(rng, bank[rng.integers(len(bank))], cfg, cfg["batch_size"])
         t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
         loss = decoding_loss(dec(t(W), t(b), t(beta)), t(target))
         opt.zero_grad()
@@ -358,3 +370,123 @@ def evaluate_subject(enc, dec, data: SubjectData, candidates: np.ndarray, candid
             log.info("sub-%s %s k=%d: top1 %.3f top5 %.3f cos %.3f median r %.3f (n=%d)", data.subject, method,
                      k, res["top1"], res["top5"], res["cosine"], np.nanmedian(res["r"]), res["n_candidates"])
     return out
+
+
+# ----------------------------------------------------------------------------- workflow entry points
+def _embedding_lookup(features_path, layer, train_images, test_images, embed_dim, emb=None):
+    """Embed every split image (the space fitted on the training images unless given); name -> embedding."""
+    from ..features import FeatureStore
+
+    store = FeatureStore(features_path)
+    images = np.concatenate([np.asarray(train_images).astype(str), np.asarray(test_images).astype(str)])
+    feats = store.pooled(layer, images)
+    if emb is None:
+        emb = EmbeddingSpace(embed_dim).fit(feats[: len(train_images)])
+    elif feats.shape[1] != emb.mean_.shape[0]:
+        raise ValueError(f"{features_path}: layer {layer!r} has {feats.shape[1]} channels, the prior's "
+                         f"embedding space expects {emb.mean_.shape[0]}")
+    return emb, dict(zip(images, emb.transform(feats)))
+
+
+def run_prior(features_path, split_path, out_path, cfg: dict, layer: str, seed: int = 0, device: str = "cpu"):
+    """Rule ``incontext_prior``: phase-1 meta-training on synthetic voxels over the training images."""
+    from ..data.splits import read_split
+
+    cfg = resolve_config(cfg)
+    train, test = read_split(split_path)
+    if len(train) < cfg["min_context"] + 8:
+        raise ValueError(f"{split_path}: {len(train)} training images, too few for a synthetic prior "
+                         f"(need at least {cfg['min_context'] + 8})")
+    emb, lookup = _embedding_lookup(features_path, layer, train, test, cfg["embed_dim"])
+    X = np.stack([lookup[i] for i in train])
+    enc, dec, hist = train_prior(X, cfg, seed=seed, device=device)
+    save_prior(out_path, enc, dec, emb, cfg, {"layer": layer, "features": str(features_path),
+                                              "final_stage1_mse": float(np.mean(hist["stage1"][-20:] or [np.nan])),
+                                              "final_stage2_loss": float(np.mean(hist["stage2"][-20:] or [np.nan]))})
+
+
+def score_rows(subject: str, results: dict, noise_ceiling: np.ndarray) -> list[dict]:
+    """Leaderboard rows (``incontext_k<k>``, ``ridge_context_k<k>``; top1, top5, cosine, noise_normalized_r2)."""
+    from ..leaderboard import score_row
+    from ..metrics import noise_normalized_r2
+
+    rows = []
+    nc = np.asarray(noise_ceiling, dtype=np.float64)
+    ceil = float(np.nanmedian(nc)) if np.isfinite(nc).any() else None
+    for (method, k), res in sorted(results.items()):
+        model = f"{method}_k{k}"
+        n_c = res["n_candidates"]
+        rows.append(score_row(subject, "fmri", model, "all", "top1", res["top1"], error=res["top1_error"], n=n_c))
+        rows.append(score_row(subject, "fmri", model, "all", "top5", res["top5"], error=res["top5_error"], n=n_c))
+        rows.append(score_row(subject, "fmri", model, "all", "cosine", res["cosine"], n=len(res["decoded"])))
+        nnr2 = noise_normalized_r2(res["r"], nc)
+        if np.isfinite(nnr2).any():
+            rows.append(score_row(subject, "fmri", model, "all", "noise_normalized_r2", float(np.nanmedian(nnr2)),
+                                  ceiling=ceil, n=int(np.isfinite(nnr2).sum())))
+    return rows
+
+
+def write_predictions(path, data: SubjectData, results: dict, candidate_names, train_subjects, cfg: dict) -> None:
+    """The pred HDF5: decoded embeddings, retrieval rankings and accuracy-vs-k curves of both methods.
+
+    Layout: attrs ``subject``, ``train_subjects``, ``default_k``, ``n_candidates``; datasets
+    ``test_images``, ``candidate_images``, ``true_embedding`` (n, E), ``k`` (n_k,);
+    ``curves/<method>/{top1,top5,cosine,median_r,median_r2}`` (n_k,);
+    ``decoded/<method>_k<k>`` (n, E); ``top5/<method>_k<k>`` (n, 5) candidate indices;
+    ``stage1_r/<method>_k<k>`` (V,) per-voxel Pearson r on the test images.
+    """
+    import h5py
+
+    from ..utils import atomic_path
+
+    str_dt = h5py.string_dtype("utf-8")
+    ks = sorted({k for _, k in results})
+    methods = sorted({m for m, _ in results})
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["subject"] = data.subject
+        f.attrs["train_subjects"] = ",".join(train_subjects)
+        f.attrs["default_k"] = int(cfg["default_k"])
+        f.attrs["n_candidates"] = len(candidate_names)
+        f.create_dataset("test_images", data=data.test_images.astype(object), dtype=str_dt)
+        f.create_dataset("candidate_images", data=np.asarray(candidate_names).astype(object), dtype=str_dt)
+        f.create_dataset("true_embedding", data=data.X_test.astype(np.float32))
+        f.create_dataset("k", data=np.asarray(ks, dtype=np.int32))
+        for m in methods:
+            g = f.create_group(f"curves/{m}")
+            for key in ("top1", "top5", "cosine"):
+                g.create_dataset(key, data=np.array([results[(m, k)][key] for k in ks], dtype=np.float32))
+            g.create_dataset("median_r", data=np.array([np.nanmedian(results[(m, k)]["r"]) for k in ks], np.float32))
+            g.create_dataset("median_r2", data=np.array([np.nanmedian(results[(m, k)]["r2"]) for k in ks], np.float32))
+            for k in ks:
+                res = results[(m, k)]
+                f.create_dataset(f"decoded/{m}_k{k}", data=res["decoded"].astype(np.float32))
+                f.create_dataset(f"top5/{m}_k{k}", data=res["ranking"][:, :5].astype(np.int32))
+                f.create_dataset(f"stage1_r/{m}_k{k}", data=np.asarray(res["r"], dtype=np.float32))
+
+
+def run_loso(prior_path, features_path, split_path, betas_paths, held_out: str, pred_path, scores_path,
+             cfg: dict, seed: int = 0, device: str = "cpu"):
+    """Rule ``incontext_loso``: phase 2 on the other subjects, then evaluate on ``held_out``."""
+    from ..data.betas import Betas
+    from ..data.splits import read_split
+    from ..leaderboard import write_scores
+    from ..metrics.commitment import subject_noise_ceiling
+
+    enc, dec, emb, prior_cfg, meta = load_prior(prior_path)
+    cfg = resolve_config({**prior_cfg, **(cfg or {})})
+    train, test = read_split(split_path)
+    _, lookup = _embedding_lookup(features_path, meta.get("layer", cfg.get("layer")), train, test,
+                                  cfg["embed_dim"], emb=emb)
+    subjects = {}
+    for p in betas_paths:
+        b = Betas.read(p)
+        nc = subject_noise_ceiling(b, [im for im in test if im in set(b.images)]) if b.subject == held_out else None
+        subjects[b.subject] = subject_data(b, lookup, train, test, nc)
+    pools = loso_training_pools(subjects, held_out)
+    enc, dec, _ = train_real(enc, dec, pools, cfg, seed=seed, device=device)
+    data = subjects[held_out]
+    candidates = np.stack([lookup[i] for i in test])
+    results = evaluate_subject(enc, dec, data, candidates, test, cfg, seed=seed, device=device)
+    write_predictions(pred_path, data, results, test, [p.name for p in pools], cfg)
+    write_scores(scores_path, score_rows(held_out, results, data.noise_ceiling))
+    return results
