@@ -317,3 +317,68 @@ def test_pgd_stays_in_ball_and_raises_loss(cnn, images):
     ce = torch.nn.functional.cross_entropy
     with torch.no_grad():
         assert ce(cnn.model(cnn.normalize(adv)), y) > ce(cnn.model(cnn.normalize(x)), y)
+
+
+def test_flip_and_shift_augment():
+    from neuroattn.features.training import affine_augment
+
+    x = torch.rand(2, 3, 8, 8)
+    np.testing.assert_allclose(affine_augment(x, flips=torch.tensor([True, False])),
+                               torch.stack([x[0].flip(-1), x[1]]), atol=1e-5)
+    shifted = affine_augment(x, shifts=torch.tensor([[0.25, 0.0], [0.0, 0.0]]))  # 2 px right
+    np.testing.assert_allclose(shifted[0, :, :, 2:], x[0, :, :, :-2], atol=1e-5)
+    assert float(shifted[0, :, :, :2].abs().max()) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# the rule scripts, end to end on a tiny BIDS root (with a stand-in `snakemake` object)
+# ---------------------------------------------------------------------------------------------
+class _NL(list):
+    def __init__(self, **named):
+        super().__init__(named.values())
+        self.__dict__.update(named)
+
+
+def _run_script(name, **parts):
+    import runpy
+    from types import SimpleNamespace
+
+    from conftest import ROOT
+
+    smk = SimpleNamespace(input=_NL(**parts["input"]), output=_NL(**parts["output"]),
+                          params=SimpleNamespace(**parts["params"]), log=[parts["log"]], threads=1,
+                          wildcards=SimpleNamespace(backbone="smallcnn"))
+    runpy.run_path(f"{ROOT}/rules/scripts/{name}.py", init_globals={"snakemake": smk})
+
+
+def test_rule_scripts_train_then_extract_with_pca(tmp_path, rng):
+    x, y = _squares(rng, n=20)
+    stim = tmp_path / "bids" / "stimuli"
+    stim.mkdir(parents=True)
+    names = [f"img{i:04d}.png" for i in range(20)]
+    for n, im in zip(names, x):
+        Image.fromarray(im).save(stim / n)
+    (stim / "stimuli.tsv").write_text("stim_file\tcategory\n" + "".join(f"{n}\t{c}\n" for n, c in zip(names, y)))
+    split = tmp_path / "images.tsv"
+    split.write_text("image\tsplit\tn_subjects\n" + "".join(
+        f"{n}\t{'test' if i < 5 else 'train'}\t1\n" for i, n in enumerate(names)))
+    bcfg = {"arch": "smallcnn", "weights": "train", "layers": ["layer2", "layer3"], "image_size": 32}
+    w, hist = tmp_path / "weights.pt", tmp_path / "training.tsv"
+    _run_script("train_backbone", input={"dataset": "x"}, output={"weights": str(w), "history": str(hist)},
+                params={"bids_root": str(tmp_path / "bids"), "backbone": bcfg, "seed": 0, "device": "cpu",
+                        "training": {"epochs": 2, "batch_size": 8, "lr": 0.002, "rotation": 10.0, "flip": True,
+                                     "translate": 0.05, "adversarial": False, "pgd_eps": 0.01, "pgd_steps": 1}},
+                log=str(tmp_path / "train.log"))
+    assert w.is_file() and "final_val_acc" in hist.read_text()
+    out = tmp_path / "features.h5"
+    _run_script("extract_features", input={"dataset": "x", "split": str(split), "weights": [str(w)]},
+                output={"out": str(out)},
+                params={"bids_root": str(tmp_path / "bids"), "backbone": bcfg, "seed": 0, "device": "cpu",
+                        "features": {"batch_size": 8, "dtype": "float16", "pca": 64}},
+                log=str(tmp_path / "extract.log"))
+    st = FeatureStore(out)
+    assert list(st.images) == names and st.layers == ["layer2", "layer3"]
+    assert st.attrs["weights"] == f"trained:{w}" and st.attrs["backbone"] == "smallcnn"
+    # layer2 has 64 channels: kept as is; layer3 (128) reduced to 64 components
+    assert st.channels("layer2") == 64 and st.pca("layer2") is None
+    assert st.tokens("layer3").shape == (20, 4, 64) and st.pca("layer3")["components"].shape == (64, 128)

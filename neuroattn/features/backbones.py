@@ -217,8 +217,18 @@ class Backbone:
         return (x - mean) / std
 
     def preprocess(self, images) -> torch.Tensor:
-        """uint8 images (b, H, W, 3) -> the model's normalised input (b, 3, S, S)."""
-        return self.normalize(self.to_unit(images))
+        """uint8 images (b, H, W, 3) -> the model's normalised input (b, 3, S, S).
+
+        Equals ``normalize(to_unit(images))``; at the model's size the scaling and normalisation
+        are fused into one in-place pass.
+        """
+        x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+        if x.ndim != 4 or x.shape[1:] != (self.image_size, self.image_size, 3) or x.dtype != torch.uint8:
+            return self.normalize(self.to_unit(images))
+        x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous().float()
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1) * 255.0
+        scale = 1.0 / (torch.tensor(self.std, device=x.device).view(1, 3, 1, 1) * 255.0)
+        return x.sub_(mean).mul_(scale)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ training):
 
 - ``rotation``: each training image is rotated by an angle drawn uniformly in
   [-rotation, rotation] degrees (bilinear, black corners, as torchvision's ``RandomRotation``);
+  ``translate`` and ``flip`` add random shifts and left-right mirroring in the same resampling;
 - ``adversarial``: Madry-style training on L-inf PGD examples in [0, 1] pixel space
   (radius ``pgd_eps``, ``pgd_steps`` steps of size 2.5 * eps / steps, random start; the attack
   runs with the network in eval mode so that it does not move the batch-norm statistics).
@@ -57,14 +58,34 @@ class TrainingResult:
     seconds: float = 0.0
 
 
+def affine_augment(x: torch.Tensor, degrees=None, shifts=None, flips=None) -> torch.Tensor:
+    """Rotate, shift and mirror each image of ``x`` (b, 3, H, W) about its centre, in one resampling.
+
+    Parameters
+    ----------
+    x : tensor (b, 3, H, W)
+    degrees : tensor (b,), optional
+        Rotation angles in degrees.
+    shifts : tensor (b, 2), optional
+        Translations (x, y) as fractions of the image side.
+    flips : tensor (b,) bool, optional
+        Mirror left-right.
+
+    Pixels from outside the image are black (zeros), as in torchvision's ``RandomRotation``.
+    """
+    b = x.shape[0]
+    rad = (torch.zeros(b) if degrees is None else degrees.float().cpu()) * (math.pi / 180.0)
+    cos, sin = torch.cos(rad), torch.sin(rad)
+    f = torch.ones(b) if flips is None else 1.0 - 2.0 * flips.float().cpu()
+    t = torch.zeros(b, 2) if shifts is None else -2.0 * shifts.float().cpu()  # grid maps output -> input
+    theta = torch.stack([torch.stack([cos * f, -sin, t[:, 0]], 1), torch.stack([sin * f, cos, t[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def rotate(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     """Rotate each image of ``x`` (b, 3, H, W) by ``degrees[i]`` about its centre (zeros outside)."""
-    rad = degrees.to(x) * (math.pi / 180.0)
-    cos, sin = torch.cos(rad), torch.sin(rad)
-    zero = torch.zeros_like(cos)
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return affine_augment(x, degrees=degrees)
 
 
 def pgd_attack(backbone: Backbone, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
@@ -126,7 +147,7 @@ def _split(labels: np.ndarray, val_fraction: float, seed: int):
 
 def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch_size: int = 64,
                    lr: float = 2e-3, weight_decay: float = 5e-4, rotation: float = 0.0,
-                   adversarial: bool = False, pgd_eps: float = 0.01, pgd_steps: int = 3,
+                   translate: float = 0.0, flip: bool = False, adversarial: bool = False, pgd_eps: float = 0.01, pgd_steps: int = 3,
                    val_fraction: float = 0.1, seed: int = 0, device="auto") -> TrainingResult:
     """Train ``backbone`` (in place) to classify ``images`` into ``labels``.
 
@@ -141,6 +162,10 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
     epochs, batch_size, lr, weight_decay : training schedule (AdamW, cosine per step).
     rotation : float
         Maximum rotation (degrees) of the augmentation; 0 = none.
+    translate : float
+        Maximum shift (fraction of the image side, in x and y) of the augmentation; 0 = none.
+    flip : bool
+        Mirror half of the training images left-right (for label sets invariant to it).
     adversarial : bool
         Train on PGD examples (``pgd_eps``, ``pgd_steps``).
     val_fraction : float
@@ -187,9 +212,13 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
             idx = perm[i:i + batch_size]
             x = backbone.to_unit(x_tr[idx])
             y = y_tr[idx].to(dev)
-            if rotation > 0:
-                angles = (torch.rand(len(idx), generator=gen) * 2 - 1) * rotation
-                x = rotate(x, angles.to(dev))
+            if rotation > 0 or translate > 0 or flip:
+                b = len(idx)
+                x = affine_augment(
+                    x,
+                    degrees=(torch.rand(b, generator=gen) * 2 - 1) * rotation if rotation > 0 else None,
+                    shifts=(torch.rand(b, 2, generator=gen) * 2 - 1) * translate if translate > 0 else None,
+                    flips=torch.rand(b, generator=gen) < 0.5 if flip else None)
             if adversarial:
                 x = pgd_attack(backbone, x, y, pgd_eps, pgd_steps, generator=gen)
             logits = model(backbone.normalize(x))

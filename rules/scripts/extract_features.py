@@ -15,8 +15,9 @@ if unknown:
     raise ValueError(f"{snakemake.input.split}: training images not in {p.bids_root}/stimuli: {unknown[:5]}")
 weights = cfg.get("weights") or None
 origin = "trained" if weights == "train" else "pretrained"
-if weights == "train":
-    weights = snakemake.input.weights[0]
+if weights == "train":  # the train_backbone output (a one-item list in snakemake.input)
+    w = snakemake.input.weights
+    weights = w if isinstance(w, str) else w[0]
 seed_everything(p.seed)
 backbone = load_backbone(cfg["arch"], weights, image_size=cfg.get("image_size", 96), origin=origin,
                          layers=cfg["layers"], device=p.device)
