@@ -1,0 +1,75 @@
+"""Reports: escaping, self-containment, and rendering in headless Chromium."""
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuroattn.leaderboard import score_row, write_scores
+from neuroattn.report.group import build_group_report
+from neuroattn.report.html import render_page
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CONFIG = {"seed": 0, "device": "cpu", "fmri": {"bids_root": ""}, "eeg": {"bids_root": ""}, "report": {"n_examples": 2}}
+
+
+@pytest.fixture
+def leaderboard(tmp_path):
+    rows = []
+    rng = np.random.default_rng(0)
+    for s in ["01", "02"]:
+        for model in ["routing", "ridge_pooled"]:
+            for roi in ["ret_V1", "cat_<b>face</b>"]:
+                rows.append(score_row(s, "fmri", model, roi, "noise_normalized_r2", rng.uniform(0, 0.6), ceiling=0.7, n=40))
+        for k in [10, 20]:
+            rows.append(score_row(s, "fmri", f"incontext_k{k}", "all", "top1", rng.uniform(0, 0.3), n=50))
+            rows.append(score_row(s, "fmri", f"ridge_context_k{k}", "all", "top1", rng.uniform(0, 0.2), n=50))
+        rows.append(score_row(s, "eeg", "basenet", "within", "accuracy", rng.uniform(0.4, 0.8), error=0.02, n=96))
+    path = tmp_path / "leaderboard.tsv"
+    write_scores(path, rows)
+    return path
+
+
+def test_page_escapes_names_and_is_self_contained(tmp_path):
+    html = render_page(tmp_path / "p.html", title="sub-<x>", sections=[
+        {"title": "<script>alert(1)</script>", "text": "a & b",
+         "table": {"columns": ["roi"], "rows": [["<img src=x onerror=alert(1)>"]]}}],
+        provenance={"path": "/data/<evil>"})
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in html and "&lt;evil&gt;" in html and "a &amp; b" in html
+
+
+def test_group_report_embeds_figures_and_lists_scores(tmp_path, leaderboard):
+    out = tmp_path / "report.html"
+    build_group_report(out, leaderboard, CONFIG)
+    html = out.read_text()
+    assert html.count("data:image/png;base64,") >= 3
+    assert not re.search(r'src="(https?:)?//', html), "external resources in a self-contained page"
+    assert "cat_&lt;b&gt;face&lt;/b&gt;" in html and "<b>face</b>" not in html
+    assert "Cross-subject decoding vs context size" in html
+    assert "18 rows" in html  # 2 subjects x (4 fMRI + 4 decoding + 1 EEG) rows
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_group_report_renders_in_headless_chromium(tmp_path, leaderboard):
+    out = tmp_path / "report.html"
+    build_group_report(out, leaderboard, CONFIG)
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(flags + ["--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "<h1>neuroattn: group report</h1>" in dom.stdout
+    assert dom.stdout.count("<img") >= 3
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run(flags + ["--window-size=1000,1400", f"--screenshot={shot}", out.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and shot.is_file()
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.shape == (1400, 1000)
+    assert img.std() > 10, "the screenshot is blank"
