@@ -168,7 +168,7 @@ def train_encoder(net: ContextEncoderNet, pools, cfg, steps: int, seed: int, dev
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % max(1, steps // 5) == 0:
             log.info("stage 1 step %d/%d: mse %.4f", step, steps, np.mean(losses[-20:]))
     net.eval()
@@ -192,7 +192,7 @@ def train_decoder(dec: ImageDecoderNet, enc: ContextEncoderNet, pools, cfg, step
         torch.nn.utils.clip_grad_norm_(dec.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % max(1, steps // 5) == 0:
             log.info("stage 2 step %d/%d: loss %.4f", step, steps, np.mean(losses[-20:]))
     dec.eval()
