@@ -204,3 +204,19 @@ def test_predictivity_pls_cap_warns_once(rng):
         sc = linear_predictivity(X, Y)
     assert len([x for x in w if "capped at 4" in str(x.message)]) == 1
     assert sc.meta["n_components"] == 4
+
+
+@pytest.mark.parametrize("p", [30, 150])   # Gram in feature space (p <= m) and in target space
+def test_cv_pls_predictions_equal_per_split_fits(rng, p):
+    from neuroattn.metrics.pls import cv_pls_predictions
+    from neuroattn.metrics.predictivity import shuffle_splits
+
+    n, m = 120, 60
+    L = rng.normal(size=(n, 10))
+    # relu-like, rank-deficient features with large offsets and scales; targets with an offset
+    X = np.maximum(L @ rng.normal(size=(10, p)), 0) * np.logspace(-2, 2, p) + 500.0
+    Y = L[:, :4] @ rng.normal(size=(4, m)) + rng.normal(size=(n, m)) + 40.0
+    splits = shuffle_splits(n, 3)
+    for (te, pred), (tr, te2) in zip(cv_pls_predictions(X, Y, splits, 8), splits):
+        np.testing.assert_array_equal(te, te2)
+        np.testing.assert_allclose(pred, ExactPLSRegression(8).fit(X[tr], Y[tr]).predict(X[te]), atol=1e-8)

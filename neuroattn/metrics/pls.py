@@ -181,8 +181,9 @@ def cv_pls_predictions(X, Y, splits, k):
     """
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
+    y_offset = Y.mean(axis=0)
     X = X - X.mean(axis=0)                 # global centring keeps the low-rank updates well conditioned
-    Y = Y - Y.mean(axis=0)
+    Y = Y - y_offset
     p, m = X.shape[1], Y.shape[1]
     left = p <= m
     M = X.T @ Y
@@ -205,4 +206,4 @@ def cv_pls_predictions(X, Y, splits, k):
             G = MM - VMZ - VMZ.T + V @ (Z.T @ Z) @ V.T
         G = (G + G.T) / 2
         W, P, Q = pls_components(X[tr] - xm, Y[tr] - ym, k, S=S, G=np.asfortranarray(G), starts=starts)
-        yield te, (X[te] - xm) @ pls_coef(W, P, Q) + ym
+        yield te, (X[te] - xm) @ pls_coef(W, P, Q) + ym + y_offset
