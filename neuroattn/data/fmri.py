@@ -38,6 +38,7 @@ import pandas as pd
 from ..utils import atomic_path
 from .betas import Betas
 from .bids import FmriRun, find_fmri_runs, find_roi_files, stimuli_dir
+from .formats.fmriprep import expand_confounds, find_fmriprep_runs, load_brain_mask
 
 log = logging.getLogger("neuroattn.fmri")
 
@@ -64,7 +65,7 @@ def glm_params(glm: dict | None) -> dict:
     out = {**GLM_DEFAULTS, **glm}
     if out["method"] not in ("lsa", "lss"):
         raise ValueError(f"fmri.glm.method must be 'lsa' or 'lss', got {out['method']!r}")
-    out["confounds"] = list(out["confounds"] or [])
+    out["confounds"] = expand_confounds(out["confounds"] or [])  # presets: motion6, motion24, acompcor...
     return out
 
 
@@ -448,7 +449,7 @@ def _versions() -> dict:
 
 
 def preprocess_subject(bids_root: str | Path, subject: str, task: str, glm: dict | None = None,
-                       keep_other: bool = False, seed: int = 0) -> SubjectBetas:
+                       keep_other: bool = False, seed: int = 0, fmriprep: dict | None = None) -> SubjectBetas:
     """BIDS -> z-scored single-trial betas, ROI labels and noise ceilings of one subject.
 
     Every run's events, sidecar, header, confounds and the ROI files are checked before any GLM
@@ -465,6 +466,9 @@ def preprocess_subject(bids_root: str | Path, subject: str, task: str, glm: dict
     keep_other : bool
         Keep brain voxels outside every ROI as ``other``.
     seed : int
+    fmriprep : dict, optional
+        Read the bold from fMRIPrep derivatives instead of the raw BIDS files: keyword arguments of
+        :func:`neuroattn.data.formats.fmriprep.find_fmriprep_runs` (``space``, ``res``, ``fmriprep_dir``).
 
     Returns
     -------
@@ -472,7 +476,10 @@ def preprocess_subject(bids_root: str | Path, subject: str, task: str, glm: dict
     """
     root = Path(bids_root)
     glm = glm_params(glm)
-    runs = find_fmri_runs(root, subject, task)
+    if fmriprep is not None:
+        runs = find_fmriprep_runs(root, subject, task, **fmriprep)
+    else:
+        runs = find_fmri_runs(root, subject, task)
     dseg, table = find_roi_files(root, subject)
     stim = stimuli_dir(root)
     # --- check everything first (cheap: headers and tables only)
@@ -493,7 +500,9 @@ def preprocess_subject(bids_root: str | Path, subject: str, task: str, glm: dict
         t0 = time.perf_counter()
         img = load_bold(run, hdr)
         if rois is None:
-            rois = load_rois(dseg, table, img, keep_other=True, brain_mask=_brain_mask(img))
+            mask = getattr(run, "mask", None)  # fMRIPrep's brain mask when the run has one
+            rois = load_rois(dseg, table, img, keep_other=True,
+                             brain_mask=_brain_mask(img) if mask is None else load_brain_mask(mask, img))
         elif img.shape[:3] != rois.mask.shape or not np.allclose(img.affine, rois.affine, atol=1e-3):
             raise ValueError(f"{run.bold}: bold grid {img.shape[:3]} differs from the first run's / ROI grid")
         design, cols = trial_design(events, img.shape[3], tr, glm, conf)
