@@ -382,3 +382,13 @@ def test_rule_scripts_train_then_extract_with_pca(tmp_path, rng):
     # layer2 has 64 channels: kept as is; layer3 (128) reduced to 64 components
     assert st.channels("layer2") == 64 and st.pca("layer2") is None
     assert st.tokens("layer3").shape == (20, 4, 64) and st.pca("layer3")["components"].shape == (64, 128)
+
+
+def test_store_reads_repeated_and_unordered_images(tmp_path, cnn, images):
+    cache_features(cnn, images, tmp_path / "f.h5", names=list("abcdefg"), layers=["layer4"], dtype="float32")
+    st = FeatureStore(tmp_path / "f.h5")
+    full = st.tokens("layer4")
+    np.testing.assert_array_equal(st.tokens("layer4", ["g", "a", "g", "c"]), full[[6, 0, 6, 2]])
+    np.testing.assert_array_equal(st.pooled("layer4", ["b", "b"]), st.pooled("layer4")[[1, 1]])
+    with pytest.raises(KeyError, match="zz"):
+        st.tokens("layer4", ["a", "zz"])

@@ -216,19 +216,23 @@ class Backbone:
         std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
         return (x - mean) / std
 
-    def preprocess(self, images) -> torch.Tensor:
+    def preprocess(self, images, out: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 images (b, H, W, 3) -> the model's normalised input (b, 3, S, S).
 
-        Equals ``normalize(to_unit(images))``; at the model's size the scaling and normalisation
-        are fused into one in-place pass.
+        Equals ``normalize(to_unit(images))``. At the model's size, conversion and normalisation
+        are fused into one copy plus an in-place pass, written into ``out`` (float32 on the model's
+        device) when its shape fits.
         """
         x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
         if x.ndim != 4 or x.shape[1:] != (self.image_size, self.image_size, 3) or x.dtype != torch.uint8:
             return self.normalize(self.to_unit(images))
-        x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous().float()
+        x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+        if out is None or tuple(out.shape) != tuple(x.shape) or out.device != x.device:
+            out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        out.copy_(x)
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1) * 255.0
         scale = 1.0 / (torch.tensor(self.std, device=x.device).view(1, 3, 1, 1) * 255.0)
-        return x.sub_(mean).mul_(scale)
+        return out.sub_(mean).mul_(scale)
 
 
 # --------------------------------------------------------------------------------------------------

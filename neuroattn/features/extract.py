@@ -139,12 +139,13 @@ def stimulus_table(bids_root) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _to_input(backbone: Backbone, batch) -> torch.Tensor:
-    """A batch (uint8 array or list of arrays, possibly of different sizes) -> model input."""
+def _to_input(backbone: Backbone, batch, out=None) -> torch.Tensor:
+    """A batch (uint8 array or list of arrays, possibly of different sizes) -> model input
+    (written into ``out`` when its shape fits)."""
     if isinstance(batch, np.ndarray):
-        return backbone.preprocess(batch)
+        return backbone.preprocess(batch, out=out)
     if len({b.shape for b in batch}) == 1:
-        return backbone.preprocess(np.stack(batch))
+        return backbone.preprocess(np.stack(batch), out=out)
     return torch.cat([backbone.preprocess(b[None]) for b in batch])
 
 
@@ -156,21 +157,21 @@ class _Stop(Exception):
 
 
 def to_tokens(out: torch.Tensor, n_prefix: int = 0, layer: str = "?"):
-    """One layer output -> (tokens (b, T, C), grid (h, w), cls (b, C) or None); copies the data."""
+    """One layer output -> (tokens (b, T, C), grid (h, w), cls (b, C) or None), as views of ``out``."""
     if isinstance(out, (tuple, list)):
         raise ValueError(f"layer {layer!r} returns a {type(out).__name__}, not a tensor; "
                          "read one of its submodules instead")
     if out.ndim == 4:
         b, c, h, w = out.shape
-        return out.permute(0, 2, 3, 1).reshape(b, h * w, c).contiguous(), (h, w), None
+        return out.permute(0, 2, 3, 1).reshape(b, h * w, c), (h, w), None
     if out.ndim == 3:
-        cls = out[:, 0].clone() if n_prefix > 0 else None
-        tok = out[:, n_prefix:].contiguous()
+        cls = out[:, 0] if n_prefix > 0 else None
+        tok = out[:, n_prefix:]
         n = tok.shape[1]
         s = math.isqrt(n)
         return tok, ((s, s) if s * s == n else (1, n)), cls
     if out.ndim == 2:
-        return out[:, None].clone(), (1, 1), None
+        return out[:, None], (1, 1), None
     raise ValueError(f"layer {layer!r} output has shape {tuple(out.shape)}; expected (b, C, h, w), "
                      "(b, tokens, C) or (b, C)")
 
@@ -187,20 +188,35 @@ def check_layers(backbone: Backbone, layers) -> list[str]:
     return layers
 
 
+def _copy_into(src: torch.Tensor, dest: torch.Tensor | None) -> torch.Tensor:
+    """Copy ``src`` into ``dest`` when shapes match (one pass, no new memory), else into a new
+    float32 CPU tensor."""
+    if dest is None or tuple(dest.shape) != tuple(src.shape):
+        dest = torch.empty(src.shape, dtype=torch.float32)
+    return dest.copy_(src)
+
+
 @torch.inference_mode()
-def forward_layers(backbone: Backbone, x: torch.Tensor, layers):
+def forward_layers(backbone: Backbone, x: torch.Tensor, layers, out: dict | None = None,
+                   out_cls: dict | None = None):
     """Run ``backbone`` on a preprocessed batch ``x``; return ({layer: tokens}, grids, {layer: cls}).
 
-    Tensors stay on the model's device. The pass stops once every layer has been caught.
+    Tokens and CLS tokens are float32 CPU tensors, copied out of the activations inside the hooks
+    (so in-place operations later in the network cannot change them): into ``out[layer]`` /
+    ``out_cls[layer]`` when given with the right shape, else into new tensors. The forward pass
+    stops once every layer has been caught.
     """
+    out, out_cls = out or {}, out_cls or {}
     caught: dict[str, tuple] = {}
     wanted = set(layers)
 
     def make_hook(name):
-        def hook(_module, _inp, out):
+        def hook(_module, _inp, output):
             if name in caught:  # a module called twice (weight sharing): keep the first call
                 return
-            caught[name] = to_tokens(out, backbone.n_prefix_tokens, name)
+            tok, grid, cls = to_tokens(output, backbone.n_prefix_tokens, name)
+            caught[name] = (_copy_into(tok, out.get(name)), grid,
+                            None if cls is None else _copy_into(cls, out_cls.get(name)))
             if wanted.issubset(caught):
                 raise _Stop
 
@@ -223,10 +239,20 @@ def forward_layers(backbone: Backbone, x: torch.Tensor, layers):
     return tokens, grids, cls
 
 
-def iter_features(backbone: Backbone, images, layers=None, batch_size: int = 64):
+def iter_features(backbone: Backbone, images, layers=None, batch_size: int = 64, reuse: bool = False,
+                  out=None):
     """Yield ``(start, tokens, grids, cls)`` per batch, with float32 NumPy arrays.
 
     ``tokens[layer]`` is (b, n_tokens, C) for images ``start:start + b``.
+
+    Parameters
+    ----------
+    reuse : bool
+        Write every batch into the same buffers (input and outputs): no new memory per batch,
+        but the yielded arrays are overwritten by the next batch: consume them at once.
+    out : callable(start, stop) -> (dict, dict), optional
+        Destinations (torch tensors) of the tokens / CLS tokens of images ``start:stop``
+        (e.g. views of preallocated result arrays); used when their shapes fit.
     """
     src = ImageSource(images)
     layers = check_layers(backbone, layers)
@@ -234,12 +260,21 @@ def iter_features(backbone: Backbone, images, layers=None, batch_size: int = 64)
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     was_training = backbone.model.training
     backbone.model.eval()
+    x_buf, tok_buf, cls_buf = None, {}, {}
     try:
         for start in range(0, len(src), batch_size):
-            x = _to_input(backbone, src[start:start + batch_size])
-            tok, grids, cls = forward_layers(backbone, x, layers)
-            yield (start, {k: v.float().cpu().numpy() for k, v in tok.items()}, grids,
-                   {k: v.float().cpu().numpy() for k, v in cls.items()})
+            batch = src[start:start + batch_size]
+            b = len(batch)
+            x = _to_input(backbone, batch, x_buf[:b] if x_buf is not None else None)
+            if out is not None:
+                dest, dest_cls = out(start, start + b)
+            else:
+                dest = {k: v[:b] for k, v in tok_buf.items()}
+                dest_cls = {k: v[:b] for k, v in cls_buf.items()}
+            tok, grids, cls = forward_layers(backbone, x, layers, dest, dest_cls)
+            if reuse and start == 0:
+                x_buf, tok_buf, cls_buf = x, tok, cls
+            yield start, {k: v.numpy() for k, v in tok.items()}, grids, {k: v.numpy() for k, v in cls.items()}
     finally:
         backbone.model.train(was_training)
 
@@ -293,16 +328,23 @@ def extract(backbone: Backbone, images, layers=None, batch_size: int = 64) -> Fe
     src = ImageSource(images)
     layers = check_layers(backbone, layers)
     out, cls, grids = {}, {}, {}
-    for start, tok, g, c in iter_features(backbone, src, layers, batch_size):
+
+    def dest(start, stop):  # after the first batch, hooks copy straight into the result arrays
+        return ({k: torch.from_numpy(v[start:stop]) for k, v in out.items()},
+                {k: torch.from_numpy(v[start:stop]) for k, v in cls.items()})
+
+    for start, tok, g, c in iter_features(backbone, src, layers, batch_size, out=dest):
         for k, v in tok.items():
             if k not in out:
                 out[k] = np.empty((len(src),) + v.shape[1:], dtype=np.float32)
                 grids[k] = g[k]
-            out[k][start:start + len(v)] = v
+            if not np.shares_memory(out[k], v):
+                out[k][start:start + len(v)] = v
         for k, v in c.items():
             if k not in cls:
                 cls[k] = np.empty((len(src), v.shape[-1]), dtype=np.float32)
-            cls[k][start:start + len(v)] = v
+            if not np.shares_memory(cls[k], v):
+                cls[k][start:start + len(v)] = v
     return Features(out, grids, cls, backbone.weights)
 
 
@@ -316,7 +358,7 @@ def fit_pca(backbone: Backbone, images, n_components: int, layers=None, batch_si
     """
     layers = check_layers(backbone, layers)
     pcas: dict[str, StreamingPCA] = {}
-    for _, tok, _, cls in iter_features(backbone, images, layers, batch_size):
+    for _, tok, _, cls in iter_features(backbone, images, layers, batch_size, reuse=True):
         for k, v in tok.items():
             if v.shape[-1] <= n_components:
                 continue
@@ -336,7 +378,7 @@ def extract_to_writer(backbone: Backbone, images, writer: FeatureWriter, layers=
     layers = check_layers(backbone, layers)
     for layer, p in pca.items():
         writer.add_pca(layer, p)
-    for _, tok, grids, cls in iter_features(backbone, images, layers, batch_size):
+    for _, tok, grids, cls in iter_features(backbone, images, layers, batch_size, reuse=True):
         for k, p in pca.items():
             b, t, c = tok[k].shape
             tok[k] = p.transform(tok[k].reshape(-1, c)).reshape(b, t, -1)
