@@ -321,12 +321,19 @@ def ridge_context(X_c, Y_c, X_test, Y_test, alphas, seed=0):
     predict the test responses; a ``RidgeCV`` map from voxels to embedding fitted on the same
     context decodes them.
     """
+    from himalaya.kernel_ridge import KernelRidgeCV
     from himalaya.ridge import RidgeCV
     from sklearn.model_selection import KFold
 
     cv = KFold(n_splits=min(5, len(X_c)), shuffle=True, random_state=seed)
-    enc = RidgeCV(alphas=np.asarray(alphas, dtype=float), fit_intercept=True, cv=cv).fit(X_c, Y_c)
-    dec = RidgeCV(alphas=np.asarray(alphas, dtype=float), fit_intercept=True, cv=cv).fit(Y_c, X_c)
+    alphas = np.asarray(alphas, dtype=float)
+
+    def fit(X, Y):  # primal ridge, or its linear-kernel (dual) form when samples < features
+        if len(X) < X.shape[1]:
+            return KernelRidgeCV(alphas=alphas, kernel="linear", fit_intercept=True, cv=cv).fit(X, Y)
+        return RidgeCV(alphas=alphas, fit_intercept=True, cv=cv).fit(X, Y)
+
+    enc, dec = fit(X_c, Y_c), fit(Y_c, X_c)
     return np.asarray(enc.predict(X_test)), np.asarray(dec.predict(Y_test))
 
 
