@@ -12,6 +12,11 @@ _LAZY = {
     "InContextDecoder": "incontext",
     "BaseNet": "eeg_attention",
     "ATTENTION_MODULES": "eeg_attention",
+    "EEGNet": "eeg_nets",
+    "ShallowConvNet": "eeg_nets",
+    "TorchEEGClassifier": "eeg_estimators",
+    "ClassicEEGClassifier": "eeg_estimators",
+    "make_eeg_estimator": "eeg_estimators",
 }
 
 __all__ = list(_LAZY)
