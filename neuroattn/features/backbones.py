@@ -17,7 +17,11 @@ Names
 - any torchvision classification model (``resnet18``, ``resnet50``, ``alexnet``, ``vit_b_16``, ...);
   ViTs are built for the backbone's ``image_size`` (a multiple of the patch size).
 - ``timm:<name>`` for any timm model when timm is installed (``pip install neuroattn[timm]``),
-  e.g. ``timm:crossvit_9_240`` or ``timm:vit_small_patch14_dinov2``.
+  e.g. ``timm:crossvit_9_240`` or ``timm:vit_small_patch14_dinov2``, always built with
+  ``pretrained=False``; extra keywords go to ``timm.create_model`` (give a ViT ``img_size=`` to
+  match ``image_size``). Preprocessing uses the model's ``pretrained_cfg`` mean/std and
+  ``num_prefix_tokens`` (CLS, registers). Layers returning several streams (CrossViT blocks)
+  are refused: read one of their submodules.
 
 Layers are module names as ``model.named_modules()`` spells them (``layer3``, ``features.8``,
 ``encoder.layers.encoder_layer_11``); :meth:`Backbone.available_layers` lists them.

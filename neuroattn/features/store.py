@@ -43,7 +43,7 @@ class FeatureStore:
             with h5py.File(self.path, "r") as f:
                 self.images = f["images"].asstr()[()]
                 self.attrs = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in f.attrs.items()}
-                self.layers = [k for k in f.keys() if k != "images" and "tokens" in f[k]]
+                self.layers = [k for k in f.keys() if isinstance(f[k], h5py.Group) and "tokens" in f[k]]
                 self._grids = {k: tuple(int(x) for x in f[k]["tokens"].attrs["grid"]) for k in self.layers}
         except (OSError, KeyError) as exc:
             raise ValueError(f"{self.path}: not a readable neuroattn feature cache ({exc})") from exc
