@@ -15,6 +15,14 @@ by name from :data:`ATTENTION_MODULES`; each maps ``(B, C, 1, T) -> (B, C, 1, T)
 computes a per-channel gate, keeps the last one (detached) in ``last_weights`` ``(B, C)`` for
 interpretation.
 
+Parameter counts on 2a defaults (reduction 4, ECA/CBAM kernel 9, 4 EncNet codewords), pinned by
+the tests: BaseNet 3,692; extra SE +128, ECA +9, GCT +48, GE +0, SRM +64, CBAM +147, EncNet +348,
+GSoP +428, CATLite +151 (equal to the published framework's); FCA +128 (fixed DCT bases are a
+buffer, so FCA costs what SE costs; no published figure to compare); CAT +2,093 against the
+published ~+2,440: our temporal branch is an MLP over the 62 pooled time steps (62 -> 15 -> 62,
+with biases) and the published spatial branch is sized differently, which we could not pin down
+from the paper alone.
+
 Speed: the first three layers (temporal conv -> BN -> depthwise spatial conv) are linear per
 filter, so :class:`TemporalSpatialBlock` applies the spatial mix first (one ``(F, C)`` matrix
 product) and the temporal filter after it on ``F`` single time series, and computes the batch-norm
