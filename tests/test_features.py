@@ -392,3 +392,11 @@ def test_store_reads_repeated_and_unordered_images(tmp_path, cnn, images):
     np.testing.assert_array_equal(st.pooled("layer4", ["b", "b"]), st.pooled("layer4")[[1, 1]])
     with pytest.raises(KeyError, match="zz"):
         st.tokens("layer4", ["a", "zz"])
+
+
+def test_package_level_extract_is_callable(cnn, images):
+    import neuroattn.features as nf
+    import neuroattn.features.extract  # noqa: F401  (the submodule shadows the function name)
+
+    np.testing.assert_array_equal(nf.extract(cnn, images, layers="layer4")["layer4"],
+                                  extract(cnn, images, layers="layer4")["layer4"])
