@@ -6,11 +6,11 @@ def backbone_cfg(name):
 
 
 def backbone_weights(wildcards):
-    """The trained weights (weights: train), the local weights file (a path), or none (random)."""
+    """The trained weights (weights: train), the local weights file (a path), or none (null/random)."""
     w = backbone_cfg(wildcards.backbone).get("weights")
     if w == "train":
         return [f"{R}/features/{wildcards.backbone}/weights.pt"]
-    return [w] if w else []
+    return [w] if w and w != "random" else []
 
 
 rule train_backbone:

@@ -13,7 +13,7 @@ train, _ = read_split(snakemake.input.split)
 unknown = sorted(set(train) - set(stimuli["stim_file"]))
 if unknown:
     raise ValueError(f"{snakemake.input.split}: training images not in {p.bids_root}/stimuli: {unknown[:5]}")
-weights = cfg.get("weights") or None
+weights = cfg.get("weights") if cfg.get("weights") not in (None, "", "random") else None
 origin = "trained" if weights == "train" else "pretrained"
 if weights == "train":  # the train_backbone output (a one-item list in snakemake.input)
     w = snakemake.input.weights
