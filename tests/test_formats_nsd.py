@@ -196,3 +196,14 @@ def test_routing_encoder_runs_one_step(loaded):
                                                              voxel_hemi=betas.voxel_hemi)
     assert set(enc.query_names_) == {"V1v.lh", "V2d.rh", "FFA-1"}
     assert enc.predict(X).shape == betas.betas.shape
+
+
+def test_format_dispatch_writes_shown_images_only(release, tmp_path):
+    from neuroattn.data import formats
+
+    root, planted = release
+    out = formats.write_stimuli("nsd", root, ["01"], tmp_path / "stim", {"sessions": [1], "rois": ["x"]})
+    shown = np.unique(planted["subjectim"][0, planted["master"][:nsd.TRIALS_PER_SESSION]])
+    assert sorted(p.name for p in out) == [f"nsd-{i + 1:05d}.png" for i in shown]
+    res = formats.fmri_subject("nsd", root, "01", "nsd", adapter={"rois": ["prf-visualrois"], "sessions": [2]})
+    assert set(res.betas.trial_session) == {"02"} and res.betas.task == "nsd"
