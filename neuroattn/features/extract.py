@@ -416,11 +416,15 @@ def cache_features(backbone: Backbone, images, path, *, names=None, layers=None,
     names = list(src.names if names is None else names)
     if len(names) != len(src):
         raise ValueError(f"{len(names)} names for {len(src)} images")
+    if len(set(names)) != len(names):
+        raise ValueError(f"image names listed twice: {sorted({n for n in names if names.count(n) > 1})[:5]}")
     pcas = {}
     if pca:
         if fit_on is None:
             raise ValueError("pca needs fit_on: the rows of the training images")
         fit_on = np.asarray(fit_on)
+        if fit_on.dtype == bool and len(fit_on) != len(src):
+            raise ValueError(f"fit_on mask has {len(fit_on)} entries for {len(src)} images")
         rows = np.flatnonzero(fit_on) if fit_on.dtype == bool else fit_on.astype(int)
         if len(rows) == 0:
             raise ValueError("no training images to fit the PCA on")
