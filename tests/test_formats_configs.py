@@ -83,3 +83,16 @@ def test_fmri_subject_dispatch_and_stimuli(tmp_path):
     out = formats.write_stimuli("algonauts", root, ["01"], tmp_path / "stimuli")
     assert len(out) == len(planted["names"])
     assert formats.write_stimuli("bids", root, ["01"], tmp_path / "s2") == []
+
+
+def test_root_markers_and_checks(tmp_path):
+    assert formats.root_marker("nsd", tmp_path) == tmp_path / "nsddata/experiments/nsd/nsd_expdesign.mat"
+    assert formats.root_marker("bnci2a", tmp_path) == tmp_path and formats.root_marker("moabb", "") is None
+    with pytest.raises(FileNotFoundError, match=r"no nsd_expdesign\.mat \(expected the NSD release root"):
+        formats.check_root("nsd", tmp_path)
+    with pytest.raises(FileNotFoundError, match="no subject found for format 'bnci2a'"):
+        formats.check_root("bnci2a", tmp_path)
+    (tmp_path / "A01T.gdf").write_bytes(b"")
+    formats.check_root("bnci2a", tmp_path)
+    with pytest.raises(FileNotFoundError, match="folder not found"):
+        formats.check_root("algonauts", tmp_path / "missing")

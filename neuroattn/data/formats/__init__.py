@@ -124,3 +124,39 @@ def write_stimuli(fmt: str, root, subjects, folder, adapter: dict | None = None)
 
         return sorted({p for s in subjects for p in algonauts.write_stimuli(root, s, folder)})
     return []
+
+
+#: Per format, the file (relative to the root) whose presence marks a usable root, and the layout.
+_MARKERS = {
+    "bids": ("dataset_description.json", "a BIDS dataset"),
+    "fmriprep": ("dataset_description.json", "a raw BIDS dataset (fMRIPrep outputs in derivatives/fmriprep)"),
+    "nsd": ("nsddata/experiments/nsd/nsd_expdesign.mat", "the NSD release root"),
+    "algonauts": (None, "the Algonauts 2023 folder holding subjXX/"),
+    "bnci2a": (None, "the folder with A0xT.gdf / A0xE.gdf"),
+    "eegmmidb": (None, "the folder holding SXXX/SXXXRYY.edf"),
+    "moabb": (None, "nothing (MOABB manages its own cache)"),
+}
+
+
+def root_marker(fmt: str, root):
+    """The path a workflow rule can depend on for a dataset root (a file, or the root folder itself).
+
+    ``None`` for ``moabb`` (no local root).
+    """
+    _check(fmt, tuple(_MARKERS), "fmri/eeg")
+    if fmt == "moabb":
+        return None
+    rel = _MARKERS[fmt][0]
+    return _Path(root) / rel if rel else _Path(root)
+
+
+def check_root(fmt: str, root) -> None:
+    """Raise ``FileNotFoundError`` naming the root and the expected layout when it is not usable."""
+    marker = root_marker(fmt, root)
+    if marker is None:
+        return
+    if not root or not _Path(root).is_dir():
+        raise FileNotFoundError(f"{root}: folder not found (expected {_MARKERS[fmt][1]}, format {fmt!r})")
+    if not marker.exists():
+        raise FileNotFoundError(f"{root}: no {marker.name} (expected {_MARKERS[fmt][1]}, format {fmt!r})")
+    list_subjects(fmt, root)
