@@ -108,3 +108,15 @@ def subject_report_inputs(wildcards):
         protocols = [p for p in config["eeg_models"]["protocols"] if p == "within" or len(EEG_SUBJECTS) > 1]
         inputs["eeg_preds"] = [f"{R}/sub-{s}/eeg/models/sub-{s}_protocol-{p}_pred.h5" for p in protocols]
     return inputs
+
+
+def backbone_cfg(name):
+    return config["features"]["backbones"][name]
+
+
+def backbone_weights(wildcards):
+    """The trained weights (weights: train), the local weights file (a path), or none (null/random)."""
+    w = backbone_cfg(wildcards.backbone).get("weights")
+    if w == "train":
+        return [f"{R}/features/{wildcards.backbone}/weights.pt"]
+    return [w] if w and w != "random" else []

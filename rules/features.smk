@@ -1,18 +1,6 @@
 # Network features: train the default backbone on the stimuli, then extract and cache layers.
 
 
-def backbone_cfg(name):
-    return config["features"]["backbones"][name]
-
-
-def backbone_weights(wildcards):
-    """The trained weights (weights: train), the local weights file (a path), or none (null/random)."""
-    w = backbone_cfg(wildcards.backbone).get("weights")
-    if w == "train":
-        return [f"{R}/features/{wildcards.backbone}/weights.pt"]
-    return [w] if w and w != "random" else []
-
-
 rule train_backbone:
     input:
         dataset=fmri_dataset,
