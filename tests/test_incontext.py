@@ -83,7 +83,7 @@ def test_ridge_path_matches_sklearn(rng):
     rel = torch.tensor([0.1, 1.0])
     W, b = ridge_path(torch.from_numpy(X), torch.from_numpy(Y.T), rel)
     Xc = X - X.mean(0)
-    lam = np.linalg.eigvalsh(Xc.T @ Xc).mean() * 1.0
+    lam = np.trace(Xc.T @ Xc) / 5 * 1.0
     ref = Ridge(alpha=lam).fit(X, Y)
     np.testing.assert_allclose(W[:, 1].numpy(), ref.coef_, atol=1e-4)
     np.testing.assert_allclose(b[:, 1].numpy(), ref.intercept_, atol=1e-4)

@@ -98,7 +98,7 @@ class LogScaledBlock(nn.Module):
     Attention logits are ``log(n) * q.k / sqrt(d_head)`` with ``n`` the sequence length.
     """
 
-    def __init__(self, d_model: int, n_heads: int, ffn_mult: int = 2):
+    def __init__(self, d_model: int, n_heads: int, ffn_hidden: int = 256):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
@@ -107,15 +107,19 @@ class LogScaledBlock(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
         self.norm2 = nn.LayerNorm(d_model)
-        self.ffn = SwiGLU(d_model, ffn_mult * d_model)
+        self.ffn = SwiGLU(d_model, ffn_hidden)
 
-    def forward(self, h):
+    def forward(self, h, n_out: int | None = None):
+        """``h`` (B, N, D) -> (B, N, D); with ``n_out`` only the first ``n_out`` tokens are computed
+        (they still attend to all ``N``): the last block needs only the registers."""
         B, N, D = h.shape
         dh = D // self.n_heads
         q, k, v = self.qkv(self.norm1(h)).view(B, N, 3, self.n_heads, dh).permute(2, 0, 3, 1, 4)
+        if n_out is not None:
+            h, q = h[:, :n_out], q[:, :, :n_out]
         scale = max(math.log(N), 1.0) / math.sqrt(dh)
         a = F.scaled_dot_product_attention(q, k, v, scale=scale)
-        h = h + self.proj(a.transpose(1, 2).reshape(B, N, D))
+        h = h + self.proj(a.transpose(1, 2).reshape(B, h.shape[1], D))
         return h + self.ffn(self.norm2(h))
 
 
@@ -134,22 +138,24 @@ class ResidualMLP(nn.Module):
 
 
 class _RegisterTransformer(nn.Module):
-    def __init__(self, d_in, d_model, n_layers, n_heads, n_registers, ffn_mult):
+    def __init__(self, d_in, d_model, n_layers, n_heads, n_registers, ffn_mult, ffn_hidden=None):
         super().__init__()
         if n_registers < 1:
             raise ValueError(f"n_registers must be >= 1, got {n_registers}")
         self.inp = ResidualMLP(d_in, d_model)
         self.registers = nn.Parameter(0.02 * torch.randn(n_registers, d_model))
-        self.blocks = nn.ModuleList(LogScaledBlock(d_model, n_heads, ffn_mult) for _ in range(n_layers))
+        hidden = ffn_hidden or ffn_mult * d_model
+        self.blocks = nn.ModuleList(LogScaledBlock(d_model, n_heads, hidden) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)
 
     def encode(self, tokens, keep_tokens: bool = False):
         """Registers (and, with ``keep_tokens``, every token) after the blocks, normalized."""
         h = self.inp(tokens)
+        R = self.registers.shape[0]
         h = torch.cat([self.registers.expand(h.shape[0], -1, -1), h], dim=1)
-        for blk in self.blocks:
-            h = blk(h)
-        return self.norm(h if keep_tokens else h[:, : self.registers.shape[0]])
+        for i, blk in enumerate(self.blocks):
+            h = blk(h, n_out=R if (i == len(self.blocks) - 1 and not keep_tokens) else None)
+        return self.norm(h if keep_tokens else h[:, :R])
 
 
 def _lambda_grid(n_lambdas: int) -> torch.Tensor:
@@ -158,19 +164,26 @@ def _lambda_grid(n_lambdas: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ridge_path(x, y, rel_lambdas):
+def ridge_path(x, y, rel_lambdas, gammas=(0.0,)):
     """Closed-form ridge solutions of every voxel for a grid of penalties.
 
-    ``x`` (k, E) shared context embeddings, ``y`` (B, k) responses; penalties are ``rel_lambdas``
-    times the mean eigenvalue of the centred Gram matrix. Returns ``W`` (B, L, E) and ``b`` (B, L).
+    ``x`` (k, E) shared context embeddings, ``y`` (B, k) responses. The penalty on coefficient ``j``
+    is ``lambda * (j + 1) ** gamma`` (normalized to mean ``lambda``) for every ``lambda`` in
+    ``rel_lambdas`` times the mean eigenvalue of the centred Gram matrix and every ``gamma`` in
+    ``gammas`` (``gamma > 0`` shrinks the later, weaker principal components of a PCA embedding
+    more). Returns ``W`` (B, L * G, E) and ``b`` (B, L * G).
     """
     xm = x.mean(0)
     xc = x - xm
-    s, Q = torch.linalg.eigh(xc.T @ xc)
-    lam = rel_lambdas.to(x) * s.clamp_min(0).mean().clamp_min(1e-6)
-    c = (y - y.mean(1, keepdim=True)) @ xc @ Q                       # (B, E) in the eigenbasis
-    W = (c.unsqueeze(1) / (s.clamp_min(0) + lam[:, None])) @ Q.T    # (B, L, E)
-    b = y.mean(1, keepdim=True) - W @ xm                            # (B, L)
+    G = xc.T @ xc
+    E = G.shape[0]
+    lam = rel_lambdas.to(x) * torch.diagonal(G).mean().clamp_min(1e-6)
+    j = torch.arange(1, E + 1, dtype=x.dtype, device=x.device)
+    pen = torch.stack([j ** g / (j ** g).mean() for g in gammas])                # (G, E)
+    A = G + torch.diag_embed(lam[:, None, None] * pen[None])                      # (L, G, E, E)
+    xty = (y - y.mean(1, keepdim=True)) @ xc                                       # (B, E)
+    W = torch.linalg.solve(A.reshape(-1, E, E), xty.T.unsqueeze(0)).permute(2, 0, 1)  # (B, L*G, E)
+    b = y.mean(1, keepdim=True) - W @ xm
     return W, b
 
 
@@ -188,18 +201,22 @@ class ContextEncoderNet(_RegisterTransformer):
     embed_dim : int
         Image embedding size ``E``.
     d_model, n_layers, n_heads, n_registers, ffn_mult : int
-        Transformer sizes (SwiGLU hidden = ``ffn_mult * d_model``).
+        Transformer sizes (SwiGLU hidden = ``ffn_mult * d_model``, or ``ffn_hidden`` when given).
     ridge_head : bool
     n_lambdas : int
         Size of the ridge penalty grid.
+    gammas : tuple of float
+        Penalty growth over embedding dimensions (see :func:`ridge_path`).
     """
 
     def __init__(self, embed_dim: int, d_model: int = 128, n_layers: int = 4, n_heads: int = 4,
-                 n_registers: int = 4, ffn_mult: int = 2, ridge_head: bool = True, n_lambdas: int = 9):
-        super().__init__(embed_dim + 1, d_model, n_layers, n_heads, n_registers, ffn_mult)
+                 n_registers: int = 4, ffn_mult: int = 2, ridge_head: bool = True, n_lambdas: int = 9,
+                 ffn_hidden: int | None = None, gammas=(0.0, 1.0, 2.0)):
+        super().__init__(embed_dim + 1, d_model, n_layers, n_heads, n_registers, ffn_mult, ffn_hidden)
         self.embed_dim = embed_dim
         self.ridge_head = ridge_head
-        self.head = nn.Linear(d_model, embed_dim + 1 + (n_lambdas if ridge_head else 0))
+        self.gammas = tuple(float(g) for g in gammas)
+        self.head = nn.Linear(d_model, embed_dim + 1 + (n_lambdas * len(self.gammas) if ridge_head else 0))
         if ridge_head:
             self.register_buffer("rel_lambdas", _lambda_grid(n_lambdas))
             self.gate = nn.Parameter(torch.zeros(1))
@@ -217,7 +234,7 @@ class ContextEncoderNet(_RegisterTransformer):
         if not self.ridge_head:
             return w, b
         p = torch.softmax(out[:, E + 1:], dim=-1)
-        Wr, br = ridge_path(x, y, self.rel_lambdas)
+        Wr, br = ridge_path(x, y, self.rel_lambdas, self.gammas)
         return (p.unsqueeze(-1) * Wr).sum(1) + self.gate * w, (p * br).sum(1) + self.gate * b
 
 
@@ -235,13 +252,15 @@ class ImageDecoderNet(_RegisterTransformer):
         Image embedding size ``E``.
     d_model, n_layers, n_heads, n_registers, ffn_mult : int
         Transformer sizes; the first ``min(4, n_registers)`` registers feed the output MLP.
+        SwiGLU hidden = ``ffn_mult * d_model``, or ``ffn_hidden`` when given.
     ridge_head : bool
     n_lambdas : int
     """
 
     def __init__(self, embed_dim: int, d_model: int = 128, n_layers: int = 4, n_heads: int = 4,
-                 n_registers: int = 8, ffn_mult: int = 2, ridge_head: bool = True, n_lambdas: int = 9):
-        super().__init__(embed_dim + 2, d_model, n_layers, n_heads, n_registers, ffn_mult)
+                 n_registers: int = 8, ffn_mult: int = 2, ridge_head: bool = True, n_lambdas: int = 9,
+                 ffn_hidden: int | None = None):
+        super().__init__(embed_dim + 2, d_model, n_layers, n_heads, n_registers, ffn_mult, ffn_hidden)
         self.embed_dim = embed_dim
         self.ridge_head = ridge_head
         self.n_readout = min(4, n_registers)
