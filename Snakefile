@@ -10,6 +10,7 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/simulate.smk"
+include: "rules/stimuli.smk"
 include: "rules/fmri.smk"
 include: "rules/features.smk"
 include: "rules/encode.smk"

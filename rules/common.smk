@@ -8,8 +8,25 @@ from neuroattn.config import ConfigError, check_bids_root, validate_config
 
 try:
     validate_config(config)
-    FMRI_ROOT = check_bids_root(config["fmri"]["bids_root"], "fmri")
-    EEG_ROOT = check_bids_root(config["eeg"]["bids_root"], "eeg")
+    from neuroattn.data import formats
+
+    FMRI_FORMAT = config["fmri"].get("format", "bids")
+    EEG_FORMAT = config["eeg"].get("format", "bids")
+    FMRI_ROOT = check_bids_root(config["fmri"]["bids_root"], "fmri") if FMRI_FORMAT == "bids" else None
+    EEG_ROOT = check_bids_root(config["eeg"]["bids_root"], "eeg") if EEG_FORMAT == "bids" else None
+    for _sec, _fmt in (("fmri", FMRI_FORMAT), ("eeg", EEG_FORMAT)):
+        if _fmt != "bids":  # a released layout (neuroattn.data.formats): its root is required
+            _root = config[_sec]["bids_root"]
+            if not _root and _fmt != "moabb":
+                raise ConfigError(f"config key {_sec}.bids_root: empty, but {_sec}.format {_fmt!r} needs the dataset's folder")
+            try:
+                formats.check_root(_fmt, Path(_root).expanduser() if _root else _root)
+            except FileNotFoundError as exc:
+                raise ConfigError(f"config key {_sec}.bids_root: {exc}")
+    if FMRI_FORMAT != "bids":
+        FMRI_ROOT = Path(config["fmri"]["bids_root"]).expanduser()
+    if EEG_FORMAT != "bids":
+        EEG_ROOT = Path(config["eeg"]["bids_root"] or ".").expanduser()
     if FMRI_ROOT is None:  # simulated data: check the simulator's own constraints up front
         from neuroattn.data.simulate import params_from_config
 
@@ -29,6 +46,9 @@ def _subjects(section, root, n_sim):
         return list(config[section]["subjects"])
     if root is None:
         return [f"{i:02d}" for i in range(1, n_sim + 1)]
+    fmt = config[section].get("format", "bids")
+    if fmt != "bids":
+        return formats.list_subjects(fmt, root, config[section].get("adapter"))
     from neuroattn.data.eeg import list_subjects
 
     return list_subjects(root)
@@ -57,11 +77,17 @@ def eeg_root():
 
 
 def fmri_dataset(wildcards=None):
-    """Input function: the simulated dataset (a rule output) or the user's dataset description."""
+    """Input function: the simulated dataset (a rule output) or the user's dataset description
+    (another format: the file or folder marking its root, neuroattn.data.formats.root_marker)."""
+    if FMRI_FORMAT != "bids":
+        return str(formats.root_marker(FMRI_FORMAT, fmri_root()))
     return f"{fmri_root()}/dataset_description.json"
 
 
 def eeg_dataset(wildcards=None):
+    if EEG_FORMAT != "bids":
+        marker = formats.root_marker(EEG_FORMAT, eeg_root())
+        return [] if marker is None else str(marker)
     return f"{eeg_root()}/dataset_description.json"
 
 
@@ -120,3 +146,24 @@ def backbone_weights(wildcards):
     if w == "train":
         return [f"{R}/features/{wildcards.backbone}/weights.pt"]
     return [w] if w and w != "random" else []
+
+
+# Stimuli: BIDS datasets hold <root>/stimuli; NSD and Algonauts images are written by rule stimuli.
+STIMULI_FORMATS = ("nsd", "algonauts")
+
+
+def stimuli_dir():
+    """The folder of the stimulus PNGs (+ stimuli.tsv) every stage reads the images from."""
+    return f"{R}/stimuli" if FMRI_FORMAT in STIMULI_FORMATS else f"{fmri_root()}/stimuli"
+
+
+def stimuli_input(wildcards=None):
+    """Input function: the stimuli rule's table when an adapter writes the stimuli, else nothing."""
+    return [f"{R}/stimuli/stimuli.tsv"] if FMRI_FORMAT in STIMULI_FORMATS else []
+
+
+def fmri_dseg(subject):
+    """The subject's ROI label volume for the report ('' when the format has none: no ROI map)."""
+    if FMRI_FORMAT not in ("bids", "fmriprep"):
+        return ""
+    return f"{fmri_root()}/derivatives/rois/sub-{subject}/anat/sub-{subject}_desc-rois_dseg.nii.gz"

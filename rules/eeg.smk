@@ -9,6 +9,8 @@ rule eeg_epochs:
         table=f"{R}/sub-{{subject}}/eeg/sub-{{subject}}_task-{EEG_TASK}_desc-epochs.tsv",
     params:
         bids_root=eeg_root(),
+        format=EEG_FORMAT,
+        adapter=config["eeg"].get("adapter") or {},
         eeg={k: v for k, v in config["eeg"].items() if k not in ("bids_root", "subjects")},
     log:
         f"{R}/logs/eeg_epochs/sub-{{subject}}.log",

@@ -4,11 +4,12 @@
 rule train_backbone:
     input:
         dataset=fmri_dataset,
+        stimuli=stimuli_input,
     output:
         weights=f"{R}/features/{{backbone}}/weights.pt",
         history=f"{R}/features/{{backbone}}/training.tsv",
     params:
-        bids_root=fmri_root(),
+        stimuli_dir=stimuli_dir(),
         backbone=lambda w: backbone_cfg(w.backbone),
         training=config["backbone_training"],
         seed=config["seed"],
@@ -28,12 +29,13 @@ rule train_backbone:
 rule extract_features:
     input:
         dataset=fmri_dataset,
+        stimuli=stimuli_input,
         split=f"{R}/splits/images.tsv",
         weights=backbone_weights,
     output:
         f"{R}/features/{{backbone}}/features.h5",
     params:
-        bids_root=fmri_root(),
+        stimuli_dir=stimuli_dir(),
         backbone=lambda w: backbone_cfg(w.backbone),
         features=lambda w: {k: v for k, v in config["features"].items() if k != "backbones"},
         seed=config["seed"],

@@ -11,6 +11,8 @@ rule fmri_betas:
         provenance=f"{R}/sub-{{subject}}/func/sub-{{subject}}_task-{FMRI_TASK}_desc-provenance.json",
     params:
         bids_root=fmri_root(),
+        format=FMRI_FORMAT,
+        adapter=config["fmri"].get("adapter") or {},
         task=FMRI_TASK,
         glm=config["fmri"]["glm"],
         keep_other=config["fmri"]["keep_other"],

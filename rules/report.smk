@@ -13,8 +13,8 @@ rule subject_report:
         report(f"{R}/sub-{{subject}}/report.html", category="Subjects", labels={"subject": "{subject}"}),
     params:
         config=config,
-        dseg=lambda w: f"{fmri_root()}/derivatives/rois/sub-{w.subject}/anat/sub-{w.subject}_desc-rois_dseg.nii.gz",
-        stimuli_dir=f"{fmri_root()}/stimuli",
+        dseg=lambda w: fmri_dseg(w.subject),
+        stimuli_dir=stimuli_dir(),
     log:
         f"{R}/logs/report/sub-{{subject}}.log",
     conda:

@@ -1,4 +1,6 @@
 """Extract the configured layers of one backbone for every stimulus into its feature cache."""
+from pathlib import Path
+
 from neuroattn.data.splits import read_split
 from neuroattn.features.backbones import load_backbone
 from neuroattn.features.extract import cache_features, stimulus_table
@@ -8,11 +10,15 @@ log = setup_logging(snakemake.log[0])
 set_threads(snakemake.threads)
 p = snakemake.params
 cfg, feat = p.backbone, p.features
-stimuli = stimulus_table(p.bids_root)
+try:  # the rule gives stimuli_dir() (common.smk); a caller with only a BIDS root means <root>/stimuli
+    stimuli_dir = Path(p.stimuli_dir)
+except (AttributeError, KeyError):
+    stimuli_dir = Path(p.bids_root) / "stimuli"
+stimuli = stimulus_table(stimuli_dir.parent)  # reads <parent>/stimuli
 train, _ = read_split(snakemake.input.split)
 unknown = sorted(set(train) - set(stimuli["stim_file"]))
 if unknown:
-    raise ValueError(f"{snakemake.input.split}: training images not in {p.bids_root}/stimuli: {unknown[:5]}")
+    raise ValueError(f"{snakemake.input.split}: training images not in {stimuli_dir}: {unknown[:5]}")
 weights = cfg.get("weights") if cfg.get("weights") not in (None, "", "random") else None
 origin = "trained" if weights == "train" else "pretrained"
 if weights == "train":  # the train_backbone output (a one-item list in snakemake.input)

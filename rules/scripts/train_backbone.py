@@ -1,4 +1,6 @@
 """Train the configured backbone on the stimuli (category classification); save its state dict."""
+from pathlib import Path
+
 import pandas as pd
 
 from neuroattn.features.backbones import load_backbone
@@ -10,9 +12,13 @@ log = setup_logging(snakemake.log[0])
 set_threads(snakemake.threads)
 p = snakemake.params
 cfg = p.backbone
-stimuli = stimulus_table(p.bids_root)
+try:  # the rule gives stimuli_dir() (common.smk); a caller with only a BIDS root means <root>/stimuli
+    stimuli_dir = Path(p.stimuli_dir)
+except (AttributeError, KeyError):
+    stimuli_dir = Path(p.bids_root) / "stimuli"
+stimuli = stimulus_table(stimuli_dir.parent)  # reads <parent>/stimuli
 if "category" not in stimuli.columns:
-    raise ValueError(f"{p.bids_root}/stimuli/stimuli.tsv: needs a 'category' column to train the backbone")
+    raise ValueError(f"{stimuli_dir}/stimuli.tsv: needs a 'category' column to train the backbone")
 seed_everything(p.seed)
 backbone = load_backbone(cfg["arch"], image_size=cfg.get("image_size", 96),
                          num_classes=stimuli["category"].nunique(), layers=cfg["layers"])
