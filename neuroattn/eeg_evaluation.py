@@ -131,11 +131,23 @@ def _standardize(X_train, X_test):
     from .data.eeg import ChannelStandardizer
 
     std = ChannelStandardizer().fit(X_train)
-    return std.transform(X_train).astype(np.float32), std.transform(X_test).astype(np.float32)
+    return std.transform(X_train).astype(np.float32), std.transform(X_test).astype(np.float32), std
+
+
+def _alignment_maps(X, groups, align: bool) -> np.ndarray:
+    """Per-trial (C, C) Euclidean-alignment matrices of ``X`` (identity without alignment)."""
+    n, c = X.shape[:2]
+    maps = np.broadcast_to(np.eye(c), (n, c, c)).copy()
+    if align:
+        from .data.eeg import alignment_matrix
+
+        for g in np.unique(groups):
+            maps[groups == g] = alignment_matrix(X[groups == g])
+    return maps
 
 
 def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), settings=None,
-                    sfreq=None, importance=True) -> list[ModelResult]:
+                    sfreq=None, importance=True, raw=None) -> list[ModelResult]:
     """Fit every model on the training trials, predict the test trials, score, explain.
 
     Parameters
@@ -152,6 +164,9 @@ def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), set
     sfreq : float, optional
     importance : bool
         Compute channel importance per class on the test trials (first seed's model).
+    raw : (X_raw, M), optional
+        Electrode-space test trials and the per-trial map to the model input, so that importance
+        is per electrode (see :func:`neuroattn.models.eeg_interpret.channel_importance`).
     """
     from sklearn.metrics import confusion_matrix
 
@@ -173,7 +188,7 @@ def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), set
             probas.append(proba)
             preds.append(proba.argmax(1))
             if importance and i == 0:
-                imp = channel_importance(est, X_test, y_test, X_train)
+                imp = channel_importance(est, X_test, y_test, X_train, raw=raw)
         preds, probas = np.stack(preds), np.stack(probas)
         acc = np.array([accuracy(y_test, p).value for p in preds])
         kap = np.array([cohen_kappa(y_test, p).value for p in preds])
@@ -208,12 +223,18 @@ def run_protocol(protocol: str, datas: dict, subject: str, models, *, seeds=(0,)
             X_train, X_test = euclidean_alignment(X_train), euclidean_alignment(X_test)
         trained_on = f"sub-{subject} session {s_tr}; tested on session {s_te}" + (
             " (Euclidean-aligned per session)" if align else "")
+        raw_test, test_sessions = ref.X[te], ref.sessions[te]
     else:
         X_train, y_train, X_test, y_test, subs = loso_data(datas, subject, align=align)
         trained_on = "subjects " + ",".join(subs) + (" (Euclidean-aligned)" if align else "")
-    X_train, X_test = _standardize(X_train, X_test)
+        raw_test, test_sessions = ref.X, ref.sessions
+    X_train, X_test, std = _standardize(X_train, X_test)
+    raw = None
+    if importance:  # model input = diag(1/scale) A_session x_raw - mean/scale
+        maps = _alignment_maps(np.asarray(raw_test, np.float64), np.asarray(test_sessions), align)
+        raw = (np.asarray(raw_test, np.float64), maps / np.asarray(std.scale_)[None, :, None])
     results = evaluate_models(X_train, y_train, X_test, y_test, models, seeds=tuple(seeds),
-                              settings=settings, sfreq=float(ref.sfreq), importance=importance)
+                              settings=settings, sfreq=float(ref.sfreq), importance=importance, raw=raw)
     meta = {"subject": subject, "protocol": protocol, "classes": list(ref.classes),
             "ch_names": list(ref.ch_names), "sfreq": float(ref.sfreq), "n_train": int(len(y_train)),
             "n_test": int(len(y_test)), "train": trained_on, "seeds": [int(s) for s in seeds]}

@@ -277,3 +277,15 @@ def test_topomap_and_confusion_figures():
     with pytest.raises(ValueError, match="expected \\(3, 8\\)"):
         plot_topomaps(np.zeros((2, 8)), CH8, ["a", "b", "c"])
     assert plot_confusion(np.array([[3, 1], [0, 4]]), ["a", "b"]).axes
+
+
+def test_electrode_space_maps_reproduce_model_input():
+    from neuroattn.data.eeg import euclidean_alignment
+    from neuroattn.eeg_evaluation import _alignment_maps
+
+    d = _two_session_subject()
+    X = d.X.astype(np.float64)
+    maps = _alignment_maps(X, d.sessions, True)
+    np.testing.assert_allclose(np.einsum("ncd,ndt->nct", maps, X), euclidean_alignment(X, groups=d.sessions),
+                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(_alignment_maps(X, d.sessions, False)[0], np.eye(8))

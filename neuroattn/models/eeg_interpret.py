@@ -39,18 +39,28 @@ def _per_class(values: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
-def gradient_x_input(module, X: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int = 64) -> np.ndarray:
-    """Gradient x input channel importance (n_classes, n_chans); ``y`` holds class indices."""
+def gradient_x_input(module, X: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int = 64,
+                     raw=None) -> np.ndarray:
+    """Gradient x input channel importance (n_classes, n_chans); ``y`` holds class indices.
+
+    ``raw = (X_raw, M)``: the model input is ``X = M_n X_raw_n + b`` per trial (alignment and
+    standardisation, ``M`` (n, C, C)); the importance is then taken in electrode space,
+    ``|(M_n^T grad) * X_raw_n|``.
+    """
     import torch
 
     module = module.cpu().eval()
     rows = []
     for start in range(0, len(X), batch_size):
-        x = torch.as_tensor(X[start:start + batch_size], dtype=torch.float32).requires_grad_(True)
-        yy = torch.as_tensor(y[start:start + batch_size], dtype=torch.long)
+        sl = slice(start, start + batch_size)
+        x = torch.as_tensor(X[sl], dtype=torch.float32).requires_grad_(True)
+        yy = torch.as_tensor(y[sl], dtype=torch.long)
         logits = module(x)
         (grad,) = torch.autograd.grad(logits.gather(1, yy[:, None]).sum(), x)
-        rows.append((grad * x).abs().sum(-1).detach().numpy())
+        grad, xin = grad.numpy().astype(np.float64), x.detach().numpy()
+        if raw is not None:
+            grad, xin = np.einsum("ndc,ndt->nct", raw[1][sl], grad), raw[0][sl]
+        rows.append(np.abs(grad * xin).sum(-1))
     return _normalise(_per_class(np.concatenate(rows), np.asarray(y), n_classes))
 
 
@@ -86,20 +96,27 @@ def attention_importance(module, X: np.ndarray, y: np.ndarray, n_classes: int, X
     return _normalise(np.nan_to_num(w) @ mix @ patterns)
 
 
-def occlusion_importance(estimator, X: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Drop of the true-class probability when each channel is zeroed (n_classes, n_chans)."""
+def occlusion_importance(estimator, X: np.ndarray, y: np.ndarray, n_classes: int, raw=None) -> np.ndarray:
+    """Drop of the true-class probability when each channel is zeroed (n_classes, n_chans).
+
+    With ``raw = (X_raw, M)`` (see :func:`gradient_x_input`) the *electrode* is zeroed before
+    the alignment: its contribution ``M_n[:, c] X_raw_n[c]`` is removed from the model input.
+    """
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y)
     base = estimator.predict_proba(X)[np.arange(len(y)), y]
     drops = np.zeros((len(y), X.shape[1]))
     for c in range(X.shape[1]):
-        Xo = X.copy()
-        Xo[:, c] = 0.0
+        if raw is None:
+            Xo = X.copy()
+            Xo[:, c] = 0.0
+        else:
+            Xo = (X - raw[1][:, :, c, None] * raw[0][:, None, c, :]).astype(np.float32)
         drops[:, c] = base - estimator.predict_proba(Xo)[np.arange(len(y)), y]
     return _normalise(np.clip(_per_class(drops, y, n_classes), 0, None))
 
 
-def channel_importance(estimator, X: np.ndarray, y: np.ndarray, X_train: np.ndarray) -> dict:
+def channel_importance(estimator, X: np.ndarray, y: np.ndarray, X_train: np.ndarray, raw=None) -> dict:
     """Importance per class for a fitted estimator of :mod:`neuroattn.models.eeg_estimators`.
 
     Parameters
@@ -107,6 +124,10 @@ def channel_importance(estimator, X: np.ndarray, y: np.ndarray, X_train: np.ndar
     estimator : fitted TorchEEGClassifier or ClassicEEGClassifier
     X, y : test trials and their class *indices* (into ``estimator.classes_``)
     X_train : training trials (spatial patterns of the attention projection)
+    raw : (X_raw, M), optional
+        Electrode-space test trials and the per-trial linear map ``M`` (n, C, C) from them to the
+        model input (Euclidean alignment, standardisation): gradient x input and occlusion are
+        then reported per electrode rather than per aligned channel.
 
     Returns
     -------
@@ -118,8 +139,8 @@ def channel_importance(estimator, X: np.ndarray, y: np.ndarray, X_train: np.ndar
     k = len(estimator.classes_)
     module = getattr(estimator, "module_", None)
     if module is None:
-        return {"importance": occlusion_importance(estimator, X, y, k), "method": "occlusion"}
-    out = {"gradient_x_input": gradient_x_input(module, X, y, k)}
+        return {"importance": occlusion_importance(estimator, X, y, k, raw=raw), "method": "occlusion"}
+    out = {"gradient_x_input": gradient_x_input(module, X, y, k, raw=raw)}
     att = attention_importance(module, X, y, k, X_train) if hasattr(module, "attention") else None
     if att is not None:
         out.update(importance=att, method="attention", attention=attention_weights(module, X, y, k))
