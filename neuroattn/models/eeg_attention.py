@@ -137,9 +137,11 @@ class TemporalSpatialBlock(nn.Module):
         s = self.spatial.weight.reshape(f, d, c)
         bn = self.bn
         if self.training or not bn.track_running_stats:
-            m, big = _lagged_moments(x, k)
-            mean = w @ m
-            var = ((w @ big) * w).sum(1) - mean**2
+            with torch.autocast(x.device.type, enabled=False):  # moments in float32 under AMP
+                m, big = _lagged_moments(x.float(), k)
+                wf = w.float()
+                mean = wf @ m
+                var = (((wf @ big) * wf).sum(1) - mean**2).clamp_min(0.0)
             if self.training and bn.track_running_stats:
                 with torch.no_grad():
                     n = b * c * t
