@@ -167,3 +167,20 @@ def fmri_dseg(subject):
     if FMRI_FORMAT not in ("bids", "fmriprep"):
         return ""
     return f"{fmri_root()}/derivatives/rois/sub-{subject}/anat/sub-{subject}_desc-rois_dseg.nii.gz"
+
+
+def check_backbone_weights():
+    """weights: train learns stimulus categories, which NSD/Algonauts stimuli lack: refuse it up front."""
+    if FMRI_FORMAT not in STIMULI_FORMATS:
+        return
+    for section in ("encode", "incontext"):
+        name = config.get(section, {}).get("backbone")
+        if name and backbone_cfg(name).get("weights") == "train":
+            raise WorkflowError(
+                f"configuration refused: config key features.backbones.{name}.weights: 'train' needs stimulus "
+                f"categories, which fmri.format {FMRI_FORMAT!r} has not ({section}.backbone is {name!r}); "
+                "give a local weights file, or 'random'"
+            )
+
+
+check_backbone_weights()
