@@ -14,6 +14,7 @@ rule encode:
     params:
         model_cfg=lambda w: ENCODE.get(w.model.split("_")[0] if w.model.startswith("ridge") else w.model, {}),
         ridge=ENCODE["ridge"],
+        hemispheres=ENCODE.get("hemispheres", "auto"),
         seed=config["seed"],
         device=config["device"],
     log:

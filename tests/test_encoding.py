@@ -76,3 +76,19 @@ def test_rows_skip_missing_ceiling_and_dropped_voxels(rng):
     assert {row["metric"] for row in rows} == {"pearson_r"}
     by = {row["target"]: row for row in rows}
     assert by["a"]["n"] == 1 and by["all"]["n"] == 3 and by["a"]["ceiling"] is None
+
+
+def test_hemispheres_from_labels_or_coordinates(rng):
+    kw = dict(subject="01", trial_betas=rng.standard_normal((4, 3)), trial_image=["a", "b", "c", "d"],
+              voxel_roi=["r", "r", "s"])
+    from neuroattn.models.encoding import voxel_hemispheres
+
+    b = Betas(**kw, voxel_ijk=np.array([[0, 0, 0], [5, 0, 0], [2, 1, 1]]),
+              affine=np.array([[2.0, 0, 0, -5], [0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]]))
+    assert list(voxel_hemispheres(b)) == ["lh", "rh", "lh"]  # x = -5, 5, -1
+    assert list(voxel_hemispheres(b, "none")) == ["", "", ""]
+    lab = Betas(**kw, voxel_hemi=["rh", "rh", "lh"], voxel_ijk=b.voxel_ijk, affine=b.affine)
+    assert list(voxel_hemispheres(lab)) == ["rh", "rh", "lh"]
+    with pytest.raises(ValueError, match="need an affine"):
+        voxel_hemispheres(Betas(**kw), "coordinates")
+    assert list(voxel_hemispheres(Betas(**kw))) == ["", "", ""]

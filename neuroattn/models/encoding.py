@@ -67,8 +67,42 @@ def _names(images, k=5):
     return ", ".join(images[:k]) + (f" ... ({len(images)} in all)" if len(images) > k else "")
 
 
-def load_encoding_data(betas_path, features_path, split_path, layer) -> EncodingData:
+def voxel_hemispheres(betas, mode: str = "auto") -> np.ndarray:
+    """Hemisphere label ('lh' / 'rh' / '') of every voxel of a :class:`~neuroattn.data.betas.Betas`.
+
+    Parameters
+    ----------
+    betas : Betas
+    mode : {"auto", "labels", "coordinates", "none"}
+        ``labels``: the beta file's ``voxel_hemi``; ``coordinates``: the sign of the voxel's
+        world x coordinate (``affine @ voxel_ijk``; x < 0 is left in RAS/MNI space, the convention
+        of the simulated data and of MNI-registered volumes); ``none``: no split; ``auto``: labels
+        when the file has any, else coordinates when it has an affine and voxel indices, else none.
+    """
+    V = len(betas.voxel_roi)
+    labels = np.asarray(betas.voxel_hemi).astype(str)
+    ijk = np.asarray(betas.voxel_ijk)
+    can_coord = betas.affine is not None and ijk.shape == (V, 3) and (ijk >= 0).all()
+    if mode == "auto":
+        mode = "labels" if (labels != "").any() else ("coordinates" if can_coord else "none")
+    if mode == "labels":
+        return labels
+    if mode == "none":
+        return np.full(V, "")
+    if mode == "coordinates":
+        if not can_coord:
+            raise ValueError(f"sub-{betas.subject}: hemispheres from coordinates need an affine and voxel_ijk "
+                             "in the beta file")
+        x = np.asarray(betas.affine, dtype=np.float64)[0, :3] @ ijk.T + float(np.asarray(betas.affine)[0, 3])
+        return np.where(x < 0, "lh", "rh")
+    raise ValueError(f"hemispheres must be 'auto', 'labels', 'coordinates' or 'none', got {mode!r}")
+
+
+def load_encoding_data(betas_path, features_path, split_path, layer, hemispheres: str = "auto") -> EncodingData:
     """Read one subject's betas and one layer's tokens on the subject's train and test images.
+
+    ``hemispheres`` (see :func:`voxel_hemispheres`) sets ``voxel_hemi``: the routing and
+    spatial-feature encoders give each ROI one query per hemisphere (as in the paper).
 
     Raises
     ------
@@ -106,7 +140,7 @@ def load_encoding_data(betas_path, features_path, split_path, layer) -> Encoding
         Y_train=betas.select(train), Y_test=betas.select(test),
         train_images=train, test_images=test,
         test_repeats=betas.n_repeats[[pos[im] for im in test]],
-        voxel_roi=betas.voxel_roi, voxel_hemi=betas.voxel_hemi, ncsnr=np.asarray(betas.ncsnr, dtype=np.float64),
+        voxel_roi=betas.voxel_roi, voxel_hemi=voxel_hemispheres(betas, hemispheres), ncsnr=np.asarray(betas.ncsnr, dtype=np.float64),
         grid=store.grid(layer),
     )
 
@@ -224,3 +258,74 @@ def write_predictions(path, data: EncodingData, result: dict, *, backbone="", la
                 v = maps["summary"][col].to_numpy()
                 s.create_dataset(col, data=v.astype(object) if v.dtype == object else v,
                                  dtype=_STR if v.dtype == object else None)
+
+
+def truth_routing_maps(truth_path, query_names, grid, size: int = 48) -> np.ndarray:
+    """True routing map of every query on the token grid, from a simulated dataset's truth file.
+
+    Retinotopic queries (voxels with a receptive field): the mean Gaussian RF of the query's
+    voxels (its ROI, and hemisphere for ``roi.hemi`` names); other queries: the file's
+    ``roi_routing/<roi>``. Maps are area-averaged onto ``grid`` and sum to 1; NaN when the truth
+    file has nothing for a query. Only for evaluating simulations: models never read truth.
+
+    Parameters
+    ----------
+    truth_path : path
+        ``derivatives/truth/sub-<s>/sub-<s>_desc-truth.h5`` (see ``neuroattn.data.simulate``).
+    query_names : list of str
+        ``roi``, ``roi.hemi`` or ``roi.hemi#voxel`` names (``RoutingEncoder.query_names_``).
+    grid : (int, int)
+    size : int
+        Pixel grid on which RFs are drawn before averaging.
+
+    Returns
+    -------
+    ndarray, (n_queries, h, w)
+    """
+    from ..data.simulate import gaussian_rfs
+    from ..data.stimuli import block_mean
+
+    h, w = grid
+    out = np.full((len(query_names), h, w), np.nan)
+    with h5py.File(truth_path, "r") as f:
+        roi = f["voxel_roi"].asstr()[()]
+        hemi = f["voxel_hemi"].asstr()[()] if "voxel_hemi" in f else np.full(len(roi), "")
+        rfc, rfs = f["rf_center"][()], f["rf_sigma"][()]
+        routing = {k: f["roi_routing"][k][()] for k in f["roi_routing"]} if "roi_routing" in f else {}
+    for q, name in enumerate(query_names):
+        base, _, vox = name.partition("#")
+        r, _, hm = base.partition(".")
+        sel = (roi == r) & ((hemi == hm) if hm else True) & np.isfinite(rfs)
+        if vox:
+            sel = np.zeros(len(roi), bool)
+            sel[int(vox)] = np.isfinite(rfs[int(vox)])
+        if sel.any():
+            m = gaussian_rfs(rfc[sel], rfs[sel], size).mean(0)
+        elif r in routing:
+            m = routing[r]
+        else:
+            continue
+        m = block_mean(np.asarray(m, dtype=np.float64)[None], (1, h / m.shape[0], w / m.shape[1]))[0]
+        out[q] = m / m.sum()
+    return out
+
+
+def routing_agreement(maps, truth, names):
+    """Compare model maps with true routing maps, per query.
+
+    Returns a DataFrame with ``query``, ``r`` (Pearson over grid cells), ``peak_distance``
+    (tokens between the two maps' maxima) and the peaks (``peak_row``/``peak_col`` of the model,
+    ``true_row``/``true_col``).
+    """
+    import pandas as pd
+
+    rows = []
+    for name, m, t in zip(names, np.asarray(maps, float), np.asarray(truth, float)):
+        if not np.isfinite(t).all():
+            continue
+        pi, pj = np.unravel_index(np.argmax(m), m.shape)
+        ti, tj = np.unravel_index(np.argmax(t), t.shape)
+        r = np.corrcoef(m.ravel(), t.ravel())[0, 1] if m.std() > 0 and t.std() > 0 else np.nan
+        rows.append({"query": name, "r": float(r), "peak_distance": float(np.hypot(pi - ti, pj - tj)),
+                     "peak_row": int(pi), "peak_col": int(pj), "true_row": int(ti), "true_col": int(tj)})
+    return pd.DataFrame(rows)

@@ -9,7 +9,7 @@ log = setup_logging(snakemake.log[0])
 set_threads(snakemake.threads)
 w, inp, out, par = snakemake.wildcards, snakemake.input, snakemake.output, snakemake.params
 try:
-    data = load_encoding_data(inp.betas, inp.features, inp.split, w.layer)
+    data = load_encoding_data(inp.betas, inp.features, inp.split, w.layer, hemispheres=par.hemispheres)
     params = dict(par.model_cfg)
     result = run_encoding(data, w.model, params, seed=int(par.seed), device=par.device)
     write_predictions(out.pred, data, result, backbone=w.backbone, layer=w.layer, model=w.model, params=params)
