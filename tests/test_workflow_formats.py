@@ -175,3 +175,18 @@ def test_trained_backbone_is_refused_for_algonauts(data, tmp_path):
     proc = _snakemake(["config/algonauts.yaml", _override(tmp_path / "o.yaml", cfg)], "-n")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "features.backbones.dinov2.weights" in out and "categories" in out, out[-3000:]
+
+
+def test_fmri_betas_and_stimuli_run_on_miniature_algonauts(data, tmp_path):
+    from neuroattn.data.betas import Betas
+
+    results = tmp_path / "r"
+    betas = results / "sub-01" / "func" / "sub-01_task-algonauts_desc-betas.h5"
+    table = results / "stimuli" / "stimuli.tsv"
+    proc = _snakemake(["config/algonauts.yaml", _fmri_overlay(data, "algonauts", results)], str(betas), str(table))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    b = Betas.read(betas)
+    planted = data[2]["algonauts"]
+    assert b.trial_betas.shape == (t_alg.N_IMG, t_alg.N_LH + t_alg.N_RH)   # keep_other: every vertex
+    assert sorted(b.images) == sorted(f"nsd-{k:05d}.png" for k in planted["nsd_ids"])
+    assert set(pd.read_csv(table, sep="\t").stim_file) == set(b.images)
