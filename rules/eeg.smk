@@ -17,7 +17,9 @@ rule eeg_epochs:
     benchmark:
         f"{R}/benchmarks/eeg_epochs/sub-{{subject}}.tsv"
     resources:
-        mem_mb=3000,
+        mem_mb=mem_mb(3000),
         runtime=30,
+    conda:
+        "../environment.yml"
     script:
         "scripts/eeg_epochs.py"

@@ -20,8 +20,11 @@ rule train_backbone:
         f"{R}/benchmarks/train_backbone/{{backbone}}.tsv"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb(4000),
         runtime=60,
+        gpu=GPU,
+    conda:
+        "../environment.yml"
     script:
         "scripts/train_backbone.py"
 
@@ -46,7 +49,10 @@ rule extract_features:
         f"{R}/benchmarks/extract_features/{{backbone}}.tsv"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb(4000),
         runtime=60,
+        gpu=GPU,
+    conda:
+        "../environment.yml"
     script:
         "scripts/extract_features.py"

@@ -22,10 +22,16 @@ rule fmri_betas:
     benchmark:
         f"{R}/benchmarks/fmri_betas/sub-{{subject}}.tsv"
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb(4000),
         runtime=60,
+    conda:
+        "../environment.yml"
     script:
         "scripts/fmri_betas.py"
+
+
+localrules:
+    image_split,
 
 
 rule image_split:
@@ -37,5 +43,7 @@ rule image_split:
         mode=config["fmri"]["test_images"],
     log:
         f"{R}/logs/image_split.log",
+    conda:
+        "../environment.yml"
     script:
         "scripts/image_split.py"

@@ -18,8 +18,10 @@ rule layer_commitment:
     benchmark:
         f"{R}/benchmarks/layer_commitment/sub-{{subject}}_backbone-{{backbone}}.tsv"
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb(4000),
         runtime=60,
+    conda:
+        "../environment.yml"
     script:
         "scripts/layer_commitment.py"
 
@@ -31,6 +33,10 @@ if config["scoring"]["commit_layers"]:
     COMMITMENT_LAYER_FILES = expand(rules.layer_commitment.output.layers, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]])
 
 
+localrules:
+    leaderboard,
+
+
 rule leaderboard:
     input:
         SCORE_FILES,
@@ -38,5 +44,7 @@ rule leaderboard:
         table=f"{R}/scores/leaderboard.tsv",
     log:
         f"{R}/logs/leaderboard.log",
+    conda:
+        "../environment.yml"
     script:
         "scripts/leaderboard.py"

@@ -12,6 +12,11 @@ rule simulate_fmri:
         f"{R}/logs/simulate_fmri.log",
     benchmark:
         f"{R}/benchmarks/simulate_fmri.tsv"
+    resources:
+        mem_mb=mem_mb(3000),
+        runtime=30,
+    conda:
+        "../environment.yml"
     script:
         "scripts/simulate_fmri.py"
 
@@ -28,5 +33,10 @@ rule simulate_eeg:
         f"{R}/logs/simulate_eeg.log",
     benchmark:
         f"{R}/benchmarks/simulate_eeg.tsv"
+    resources:
+        mem_mb=mem_mb(3000),
+        runtime=30,
+    conda:
+        "../environment.yml"
     script:
         "scripts/simulate_eeg.py"

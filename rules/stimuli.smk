@@ -16,5 +16,7 @@ rule stimuli:
         f"{R}/logs/stimuli.log",
     benchmark:
         f"{R}/benchmarks/stimuli.tsv"
+    conda:
+        "../environment.yml"
     script:
         "scripts/write_stimuli.py"
