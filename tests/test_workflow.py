@@ -139,3 +139,10 @@ def test_lint_is_clean():
                           text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Lints for" not in proc.stdout, proc.stdout
+
+
+def test_snakemake_report_registers_the_html_pages(tiny_run):
+    results, _ = tiny_run
+    out = results / "snakemake_report.html"
+    snakemake("--report", str(out), results=results)
+    assert out.stat().st_size > 10_000
