@@ -17,7 +17,7 @@ rule incontext_prior:
         f"{R}/logs/incontext_prior.log",
     benchmark:
         f"{R}/benchmarks/incontext_prior.tsv"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
@@ -42,7 +42,7 @@ rule incontext_loso:
         f"{R}/logs/incontext_loso/sub-{{subject}}.log",
     benchmark:
         f"{R}/benchmarks/incontext_loso/sub-{{subject}}.tsv"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
