@@ -444,7 +444,7 @@ class InContextEncoder(BaseEstimator, RegressorMixin):
         X, Y = _check_context(X, y, self.min_context, self.net.embed_dim)
         self.coef_, self.intercept_ = infer_encoders(self.net, X, Y, self.voxel_batch, resolve_device(self.device))
         self.n_features_in_ = X.shape[1]
-        self._single = np.ndim(y) == 1
+        self.single_output_ = np.ndim(y) == 1
         return self
 
     def predict(self, X):
@@ -453,7 +453,7 @@ class InContextEncoder(BaseEstimator, RegressorMixin):
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"expected embeddings of shape (n, {self.n_features_in_}), got {X.shape}")
         pred = X @ self.coef_.T + self.intercept_
-        return pred[:, 0] if self._single else pred
+        return pred[:, 0] if self.single_output_ else pred
 
 
 class InContextDecoder(BaseEstimator):

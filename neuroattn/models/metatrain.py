@@ -102,7 +102,8 @@ class Pool:
     name: str = ""
 
 
-def synthetic_pool(rng, X, n_voxels):
+def synthetic_pool(rng, X, n_voxels) -> Pool:
+    """A :class:`Pool` of ``n_voxels`` random linear voxels (:func:`synthetic_voxels`) on ``X``."""
     Y, S, W, b = synthetic_voxels(rng, X, n_voxels)
     return Pool(X=X, Y=Y, S=S, name="synthetic")
 
