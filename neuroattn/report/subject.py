@@ -102,20 +102,28 @@ def _attention_section(pred_paths, stim_dir, n_examples):
 
 
 def _decode_section(pred_path, stim_dir, n_examples):
-    """Decoded (retrieved) vs true images for the held-out subject."""
+    """Decoded (top-1 retrieved) vs true test images for the held-out subject, and accuracy vs k."""
     with h5py.File(pred_path, "r") as f:
-        if "true_images" not in f or "retrieved_images" not in f:
+        k = int(f.attrs["default_k"])
+        test = f["test_images"].asstr()[()]
+        cands = f["candidate_images"].asstr()[()]
+        key = f"incontext_k{k}"
+        if f"top5/{key}" not in f:
             return None
-        true = f["true_images"].asstr()[()][:n_examples]
-        ret = f["retrieved_images"].asstr()[()][:n_examples]
-        k = f.attrs.get("k", "")
+        top1 = f[f"top5/{key}"][()][:, 0]
+        ks = f["k"][()]
+        curves = {m: (f[f"curves/{m}/top1"][()], None) for m in f["curves"].keys()}
+        n_cand = int(f.attrs["n_candidates"])
     imgs, titles = [], []
-    for t, r in zip(true, ret):
+    for t, r in list(zip(test, cands[top1]))[:n_examples]:
         imgs += [_load_stimulus(stim_dir, t), _load_stimulus(stim_dir, r)]
-        titles += [f"true {t}", ("✓ " if t == r else "") + f"decoded {r}"]
-    fig = figures.image_grid(imgs, titles, ncols=6)
-    return {"title": "Decoded vs true images (in-context, no fine-tuning)",
-            "figures": [{"uri": fig_to_uri(fig), "caption": f"pairs of true and top-1 retrieved test images, k={k}"}]}
+        titles += [f"true {t}", ("match " if t == r else "") + f"decoded {r}"]
+    figs = [{"uri": fig_to_uri(figures.image_grid(imgs, titles, ncols=6)),
+             "caption": f"pairs of true and top-1 retrieved test images (in-context, k={k}, {n_cand} candidates)"},
+            {"uri": fig_to_uri(figures.curve(list(ks), curves, "context images k", "top-1", "held-out decoding",
+                                             chance=1.0 / n_cand)),
+             "caption": "top-1 retrieval against the number of context images, in-context vs ridge on the same images"}]
+    return {"title": "Decoded vs true images (in-context, no fine-tuning)", "figures": figs}
 
 
 def _eeg_section(subject, epochs_path, table_path, model_preds):
