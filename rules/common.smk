@@ -184,3 +184,8 @@ def check_backbone_weights():
 
 
 check_backbone_weights()
+
+
+def eeg_model_inputs(wildcards):
+    subjects = EEG_SUBJECTS if wildcards.protocol == "loso" else [wildcards.subject]
+    return [epochs_path(s) for s in subjects]

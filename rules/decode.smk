@@ -19,8 +19,10 @@ rule incontext_prior:
         f"{R}/benchmarks/incontext_prior.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb(4000),
         runtime=120,
+    conda:
+        "../environment.yml"
     script:
         "scripts/incontext_prior.py"
 
@@ -44,8 +46,10 @@ rule incontext_loso:
         f"{R}/benchmarks/incontext_loso/sub-{{subject}}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb(4000),
         runtime=120,
+    conda:
+        "../environment.yml"
     script:
         "scripts/incontext_loso.py"
 

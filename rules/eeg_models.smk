@@ -4,11 +4,6 @@
 EM = config["eeg_models"]
 
 
-def eeg_model_inputs(wildcards):
-    subjects = EEG_SUBJECTS if wildcards.protocol == "loso" else [wildcards.subject]
-    return [epochs_path(s) for s in subjects]
-
-
 rule eeg_model:
     input:
         epochs=eeg_model_inputs,
@@ -26,8 +21,10 @@ rule eeg_model:
         f"{R}/benchmarks/eeg_model/sub-{{subject}}_protocol-{{protocol}}.tsv"
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=mem_mb(3000),
         runtime=60,
+    conda:
+        "../environment.yml"
     script:
         "scripts/eeg_model.py"
 
