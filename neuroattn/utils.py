@@ -80,3 +80,22 @@ def setup_logging(log_file: str | os.PathLike | None = None, level: int = loggin
         h.setFormatter(fmt)
         logger.addHandler(h)
     return logger
+
+
+def run_key(*parts) -> str:
+    """A short stable hash of JSON-serialisable ``parts`` (parameters, seed, input files).
+
+    Used to name resumable checkpoint folders, so that a checkpoint is only resumed by a run with
+    the same settings and inputs. Paths contribute their size and modification time.
+    """
+    import hashlib
+    import json
+
+    def norm(x):
+        if isinstance(x, Path) or (isinstance(x, str) and os.path.isfile(x)):
+            st = os.stat(x)
+            return [str(x), st.st_size, st.st_mtime_ns]
+        return x
+
+    blob = json.dumps([norm(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -13,18 +13,21 @@ rule encode:
         scores=f"{R}/sub-{{subject}}/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-{{model}}_scores.tsv",
     params:
         model_cfg=lambda w: ENCODE.get(w.model.split("_")[0] if w.model.startswith("ridge") else w.model, {}),
-        ridge=ENCODE["ridge"],
         hemispheres=ENCODE.get("hemispheres", "auto"),
         seed=config["seed"],
         device=config["device"],
+        checkpoint_dir=lambda w: f"{R}/checkpoints/encode/sub-{w.subject}_backbone-{w.backbone}_layer-{w.layer}_model-{w.model}",
     log:
         f"{R}/logs/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-{{model}}.log",
     benchmark:
         f"{R}/benchmarks/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-{{model}}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb(4000),
         runtime=60,
+        gpu=GPU,
+    conda:
+        "../environment.yml"
     script:
         "scripts/encode.py"
 

@@ -3,7 +3,10 @@ subject x backbone x layer on the training images, predict the held-out images, 
 (+ attention maps) and leaderboard rows (neuroattn.models.encoding)."""
 from neuroattn.leaderboard import write_scores
 from neuroattn.models.encoding import load_encoding_data, run_encoding, write_predictions
-from neuroattn.utils import set_threads, setup_logging
+import shutil
+from pathlib import Path
+
+from neuroattn.utils import run_key, set_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])
 set_threads(snakemake.threads)
@@ -11,9 +14,16 @@ w, inp, out, par = snakemake.wildcards, snakemake.input, snakemake.output, snake
 try:
     data = load_encoding_data(inp.betas, inp.features, inp.split, w.layer, hemispheres=par.hemispheres)
     params = dict(par.model_cfg)
-    result = run_encoding(data, w.model, params, seed=int(par.seed), device=par.device)
+    fit_params = dict(params)
+    ckdir = None
+    if w.model in ("routing", "spatial_feature"):  # trained models resume from their checkpoints
+        ckdir = Path(par.checkpoint_dir) / run_key(params, par.seed, inp.betas, inp.features, inp.split)
+        fit_params["checkpoint_dir"] = str(ckdir)
+    result = run_encoding(data, w.model, fit_params, seed=int(par.seed), device=par.device)
     write_predictions(out.pred, data, result, backbone=w.backbone, layer=w.layer, model=w.model, params=params)
     write_scores(out.scores, result["rows"])
+    if ckdir is not None:
+        shutil.rmtree(ckdir.parent, ignore_errors=True)
 except Exception as exc:
     log.error("sub-%s %s %s %s: %s", w.subject, w.backbone, w.layer, w.model, exc)
     raise
