@@ -15,7 +15,10 @@ feed-forward 1024.
 
 Each variant runs in its own subprocess; peak memory is the growth of the resident set during the
 first step over the state just before it (VmHWM reset through /proc/self/clear_refs) on CPU,
-``max_memory_allocated`` growth on CUDA; times are the median of the following ``--steps`` steps.
+``max_memory_allocated`` growth on CUDA. Times: all variants built in one process, one warm-up step
+each, then ``--steps`` rounds in which every variant does one step (interleaved, so that load from
+other processes on a shared machine hits all variants alike); the median wall time per variant
+is reported, and the median process CPU time (less sensitive to time-slicing on a busy machine).
 Prints one line per variant and ``speedup=X`` (published / ours, median step time) for float32,
 then the same under bfloat16 autocast (CPU) reported separately.
 
@@ -101,29 +104,38 @@ def build(variant, cfg):
     return Published()
 
 
-def run_variant(variant, cfg, steps, device, bf16, threads):
+def make_step(variant, cfg, device, bf16):
+    """A training step (forward, MSE, backward) of ``variant`` on fixed random inputs."""
     import torch
     import torch.nn.functional as F
 
-    torch.set_num_threads(threads)
     model = build(variant, cfg).to(device).train()
     B, T, C, V = cfg["batch"], cfg["side"] ** 2, cfg["channels"], cfg["voxels"]
     g = torch.Generator().manual_seed(1)
     x = torch.randn(B, T, C, generator=g).to(device)
     y = torch.randn(B, V, generator=g).to(device)
-    ctx = (lambda: torch.autocast(device, dtype=torch.bfloat16)) if bf16 else (lambda: torch.autocast(device, enabled=False))
 
     def step():
-        with ctx():
+        ctx = torch.autocast(device, dtype=torch.bfloat16) if bf16 else torch.autocast(device, enabled=False)
+        with ctx:
             pred = model(x)
-        loss = F.mse_loss(pred.float(), y)
-        loss.backward()
+        F.mse_loss(pred.float(), y).backward()
         for p in model.parameters():
             p.grad = None
         if device == "cuda":
             torch.cuda.synchronize()
 
-    # memory: the first step, measured from the state right before it (model, optimizer-free, inputs)
+    info = {"variant": variant, "params": sum(p.numel() for p in model.parameters()),
+            "fused_kv": model._use_fused(B * T) if hasattr(model, "_use_fused") else None}
+    return step, info
+
+
+def measure_memory(variant, cfg, device, bf16, threads):
+    """Peak memory growth of the first step over the state right before it (fresh process)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    step, info = make_step(variant, cfg, device, bf16)
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -133,19 +145,30 @@ def run_variant(variant, cfg, steps, device, bf16, threads):
         base = _rss_kb("VmRSS") * 1024
     step()
     if device == "cuda":
-        peak = torch.cuda.max_memory_allocated() - base
+        info["peak_bytes"] = torch.cuda.max_memory_allocated() - base
     else:
-        peak = _rss_kb("VmHWM") * 1024 - base
-    times = []  # time: the following steps (the first one warmed allocator and kernels up)
+        info["peak_bytes"] = _rss_kb("VmHWM") * 1024 - base
+    return info
+
+
+def measure_time(cfg, device, bf16, threads, steps, variants):
+    """Median step time per variant, the variants' steps interleaved (fair under shared CPUs)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    fns = {v: make_step(v, cfg, device, bf16)[0] for v in variants}
+    for f in fns.values():  # warm-up
+        f()
+    times = {v: [] for v in variants}
+    cpu = {v: [] for v in variants}
     for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    n_params = sum(p.numel() for p in model.parameters())
-    return {"variant": variant, "median_s": times[len(times) // 2], "min_s": times[0], "peak_bytes": peak,
-            "params": n_params,
-            "fused_kv": model._use_fused(B * T) if hasattr(model, "_use_fused") else None}
+        for v, f in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            f()
+            times[v].append(time.perf_counter() - t0)
+            cpu[v].append(time.process_time() - c0)
+    med = lambda t: sorted(t)[len(t) // 2]  # noqa: E731
+    return {v: (med(times[v]), min(times[v]), med(cpu[v])) for v in variants}
 
 
 def main():
@@ -160,31 +183,38 @@ def main():
     cfg = dict(queries=50, side=31, channels=768, voxels=40_000, batch=16, d_model=768, heads=16, ff=1024)
     if a.small:
         cfg.update(side=11, voxels=5000, batch=4)
+    variants = ("published", "ours", "ours_unfused")
     if a._child:
         spec = json.loads(a._child)
         sys.path.insert(0, ROOT)
-        print(json.dumps(run_variant(spec["variant"], cfg, a.steps, a.device, spec["bf16"], a.threads)))
+        print(json.dumps(measure_memory(spec["variant"], cfg, a.device, spec["bf16"], a.threads)))
         return
+    sys.path.insert(0, ROOT)
     print(f"routing_step: {cfg} device={a.device} threads={a.threads} steps={a.steps}", flush=True)
     precisions = [False] if (a.no_bf16 or a.device == "cuda") else [False, True]
     for bf16 in precisions:
         res = {}
-        for variant in ("published", "ours", "ours_unfused"):
-            cmd = [sys.executable, os.path.abspath(__file__), "--steps", str(a.steps), "--threads", str(a.threads),
+        for variant in variants:
+            cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(a.threads),
                    "--device", a.device, "--_child", json.dumps({"variant": variant, "bf16": bf16})]
             if a.small:
                 cmd.append("--small")
             out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            res[variant] = r
-            print(f"  [{'bf16' if bf16 else 'fp32'}] {variant:13s} step {r['median_s']:.3f} s (min {r['min_s']:.3f})"
+            res[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+        for v, (med, mn, cp) in measure_time(cfg, a.device, bf16, a.threads, a.steps, variants).items():
+            res[v]["median_s"], res[v]["min_s"], res[v]["cpu_s"] = med, mn, cp
+        for variant, r in res.items():
+            print(f"  [{'bf16' if bf16 else 'fp32'}] {variant:13s} step {r['median_s']:.3f} s (min {r['min_s']:.3f}, "
+                  f"cpu {r['cpu_s']:.3f} s)"
                   f"  peak {r['peak_bytes'] / 2**20:8.1f} MiB  params {r['params'] / 1e6:.1f} M"
                   f"  fused_kv={r['fused_kv']}", flush=True)
         sp = res["published"]["median_s"] / res["ours"]["median_s"]
         sp_ro = res["published"]["median_s"] / res["ours_unfused"]["median_s"]
         mem = res["ours"]["peak_bytes"] / max(res["published"]["peak_bytes"], 1)
         tag = "bf16_autocast" if bf16 else "float32"
-        print(f"{tag}: speedup={sp:.2f} (readout only: {sp_ro:.2f}) memory_ratio={mem:.2f} "
+        sp_cpu = res["published"]["cpu_s"] / res["ours"]["cpu_s"]
+        print(f"{tag}: speedup={sp:.2f} (cpu-time speedup {sp_cpu:.2f}; readout only: {sp_ro:.2f}) "
+              f"memory_ratio={mem:.2f} "
               f"(ours {res['ours']['peak_bytes'] / 2**20:.0f} MiB vs published "
               f"{res['published']['peak_bytes'] / 2**20:.0f} MiB)", flush=True)
         if not math.isfinite(sp):
