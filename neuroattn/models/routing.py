@@ -171,7 +171,8 @@ class GroupedReadout(nn.Module):
         else:
             ws = torch.split(self.weight, self.counts)
             bs = torch.split(self.bias, self.counts)
-            y = torch.cat([torch.addmm(b, tokens[:, k], w.t()) for k, (w, b) in enumerate(zip(ws, bs))
+            toks = tokens.unbind(1)  # one stack in backward (select would zero-fill (B, Q, d) per group)
+            y = torch.cat([torch.addmm(b, toks[k], w.t()) for k, (w, b) in enumerate(zip(ws, bs))
                            if self.counts[k]], dim=1)
         return y.index_select(1, self.inverse)
 
@@ -311,12 +312,12 @@ class RoutingModule(nn.Module):
         d = self.d_model
         # k = (x W_in^T + b_in + pos) W_k^T + b_k = x (W_k W_in)^T + [(b_in + pos) W_k^T + b_k]
         A = torch.cat([torch.cat([lay.k_proj.weight, lay.v_proj.weight]) for lay in self.layers]) @ W_in
-        kv = F.linear(x, A)  # (B, T, 2 d L), one pass over the tokens
+        kv = F.linear(x, A).split(d, dim=-1)  # one pass over the tokens; (B, T, d) x 2L
         out = []
         for i, lay in enumerate(self.layers):
             ck = F.linear(b_in + self.pos, lay.k_proj.weight, lay.k_proj.bias)  # (T, d)
             cv = F.linear(b_in, lay.v_proj.weight, lay.v_proj.bias)  # (d,)
-            out.append((kv[..., 2 * i * d:(2 * i + 1) * d] + ck, kv[..., (2 * i + 1) * d:(2 * i + 2) * d] + cv))
+            out.append((kv[2 * i] + ck, kv[2 * i + 1] + cv))
         return out
 
     def tokens(self, x, need_weights=False):
