@@ -65,11 +65,24 @@ def test_grouped_readout_equals_masked_full_readout():
     torch.testing.assert_close(y[:, 3], tok[:, 4] @ W[3] + b[3])
     # gradients agree too
     gy = torch.randn_like(y)
-    g1 = torch.autograd.grad(y, (tok, ro.weight), gy)
+    g1 = torch.autograd.grad(y, (tok, ro.weight, ro.bias), gy)
     W2, b2 = ro.full_weight()
-    g2 = torch.autograd.grad(masked_full_readout(tok, W2, b2, g), (tok, ro.weight), gy)
+    g2 = torch.autograd.grad(masked_full_readout(tok, W2, b2, g), (tok, ro.weight, ro.bias), gy)
     for a, c in zip(g1, g2):
         torch.testing.assert_close(a, c)
+
+
+def test_grouped_readout_gradcheck_and_bf16():
+    torch.manual_seed(0)
+    g = np.array([1, 0, 1, 1, 3])
+    ro = GroupedReadout(4, g, n_groups=4).double()
+    tok = torch.randn(2, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t, w, b: ro.__class__.forward(ro, t), (tok, ro.weight, ro.bias))
+    ro = GroupedReadout(4, g, n_groups=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = ro(torch.randn(2, 4, 4).bfloat16())
+    y.float().sum().backward()
+    assert y.dtype == torch.bfloat16 and ro.weight.grad.dtype == torch.float32
 
 
 def test_per_voxel_readout_in_voxel_mode():

@@ -128,6 +128,57 @@ def mean_pearson(pred: np.ndarray, target: np.ndarray) -> float:
 # --------------------------------------------------------------------------------------------
 # torch modules
 # --------------------------------------------------------------------------------------------
+class _GroupedLinear(torch.autograd.Function):
+    """y[:, v] = tokens[:, g(v)] @ W[v] + b[v] for voxels sorted by group, without copies.
+
+    One matrix product per group in the forward and in each gradient, written straight into
+    preallocated outputs (no concatenation of per-group results or gradients, no zero-filled
+    full-size gradient per group).
+    """
+
+    @staticmethod
+    def forward(ctx, tokens, weight, bias, counts):
+        dtype = tokens.dtype  # under autocast tokens may be bf16/fp16 while weights are fp32
+        W = weight.to(dtype)
+        yt = torch.empty(weight.shape[0], tokens.shape[0], dtype=dtype, device=tokens.device)
+        off = 0
+        for k, c in enumerate(counts):
+            if c:
+                torch.mm(W[off:off + c], tokens[:, k].t(), out=yt[off:off + c])
+            off += c
+        ctx.save_for_backward(tokens, weight)
+        ctx.counts = counts
+        return yt.t() + bias.to(dtype)
+
+    @staticmethod
+    def backward(ctx, gy):
+        tokens, weight = ctx.saved_tensors
+        dtype = tokens.dtype
+        W = weight.to(dtype)
+        gyt = gy.to(dtype).t().contiguous()  # (V, B)
+        B, Q, d = tokens.shape
+        g_tok = g_w = g_b = None
+        if ctx.needs_input_grad[0]:
+            g_tok = torch.zeros(Q, B, d, dtype=dtype, device=tokens.device)
+        if ctx.needs_input_grad[1]:
+            g_w = torch.empty(weight.shape, dtype=dtype, device=weight.device)
+        off = 0
+        for k, c in enumerate(ctx.counts):
+            if c:
+                if g_tok is not None:
+                    torch.mm(gyt[off:off + c].t(), W[off:off + c], out=g_tok[k])
+                if g_w is not None:
+                    torch.mm(gyt[off:off + c], tokens[:, k], out=g_w[off:off + c])
+            off += c
+        if g_tok is not None:
+            g_tok = g_tok.permute(1, 0, 2)
+        if g_w is not None:
+            g_w = g_w.to(weight.dtype)
+        if ctx.needs_input_grad[2]:
+            g_b = gy.sum(0).to(weight.dtype)
+        return g_tok, g_w, g_b, None
+
+
 class GroupedReadout(nn.Module):
     """Per-voxel linear readout of each voxel's own group token.
 
@@ -169,11 +220,7 @@ class GroupedReadout(nn.Module):
         if self.per_voxel:  # one voxel per group: groups are already in sorted order
             y = torch.einsum("bvd,vd->bv", tokens, self.weight) + self.bias
         else:
-            ws = torch.split(self.weight, self.counts)
-            bs = torch.split(self.bias, self.counts)
-            toks = tokens.unbind(1)  # one stack in backward (select would zero-fill (B, Q, d) per group)
-            y = torch.cat([torch.addmm(b, toks[k], w.t()) for k, (w, b) in enumerate(zip(ws, bs))
-                           if self.counts[k]], dim=1)
+            y = _GroupedLinear.apply(tokens, self.weight, self.bias, self.counts)
         return y.index_select(1, self.inverse)
 
 
