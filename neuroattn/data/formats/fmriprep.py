@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bids import FmriRun
+
 log = logging.getLogger("neuroattn.formats.fmriprep")
 
 _MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
@@ -73,32 +75,13 @@ def _entities(path) -> dict:
 
 
 @dataclass(frozen=True)
-class FmriprepRun:
-    """A preprocessed run: the fields of ``neuroattn.data.bids.FmriRun`` plus the brain mask."""
+class FmriprepRun(FmriRun):
+    """A preprocessed run: a :class:`neuroattn.data.bids.FmriRun` plus its brain mask."""
 
-    subject: str
-    session: str
-    task: str
-    run: str
-    bold: Path
-    events: Path
-    sidecars: tuple = ()
-    confounds: Path | None = None
     mask: Path | None = None
 
-    key = property(lambda self: _as_fmrirun(self).key)
-
-    def metadata(self) -> dict:
-        return _as_fmrirun(self).metadata()
-
     def files(self) -> list[Path]:
-        return _as_fmrirun(self).files() + ([self.mask] if self.mask else [])
-
-
-def _as_fmrirun(r: FmriprepRun):
-    from ..bids import FmriRun
-
-    return FmriRun(r.subject, r.session, r.task, r.run, r.bold, r.events, r.sidecars, r.confounds)
+        return super().files() + ([self.mask] if self.mask else [])
 
 
 def find_fmriprep_runs(bids_root, subject: str, task: str, space: str = "MNI152NLin2009cAsym",
