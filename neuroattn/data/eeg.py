@@ -210,6 +210,27 @@ def clean_raw(raw, *, l_freq=0.5, h_freq=40.0, notch=None, resample=None, source
     return raw
 
 
+def concat_epochs(epochs_list, tables, classes, who: str):
+    """Join the epochs and epoch tables of several recordings of one subject.
+
+    Annotations are dropped (they differ between recordings) and ``event_id`` follows ``classes``.
+    Raises naming ``who`` when no cue was found or every epoch was rejected.
+    """
+    import mne
+
+    if not tables:
+        raise ValueError(f"{who}: no cue of {list(classes)} in its recordings")
+    table = pd.concat(tables, ignore_index=True)
+    kept = [e for e in epochs_list if len(e)]
+    if not kept:
+        raise ValueError(f"{who}: every epoch was rejected")
+    for e in kept:
+        e.set_annotations(None)
+    epochs = mne.concatenate_epochs(kept, add_offset=True, verbose=False)
+    epochs.event_id = {c: i + 1 for i, c in enumerate(classes)}
+    return epochs, table
+
+
 def epoch_recording(raw, events_table, classes, *, tmin, tmax, reject_uv, meta, source=""):
     """Epochs of the configured classes in one recording.
 
@@ -324,11 +345,7 @@ def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
     if missing:
         files = ", ".join(str(_events_path(bp)) for bp in paths)
         raise ValueError(f"event type(s) {missing} from config eeg.events absent from sub-{subject}'s events: {files}")
-    table = pd.concat(tables, ignore_index=True)
-    if not table["kept"].any():
-        raise ValueError(f"sub-{subject}: every epoch was rejected (reject_uv={cfg['reject_uv']})")
-    epochs = mne.concatenate_epochs([e for e in all_epochs if len(e)], add_offset=True, verbose=False)
-    epochs.event_id = {c: i + 1 for i, c in enumerate(classes)}
+    epochs, table = concat_epochs(all_epochs, tables, classes, f"sub-{subject} (reject_uv={cfg['reject_uv']})")
     logger.info("sub-%s: %d epochs kept of %d (%d dropped), %d channels, %.1f Hz, %d samples",
                 subject, len(epochs), len(table), int((~table["kept"]).sum()), len(epochs.ch_names),
                 epochs.info["sfreq"], len(epochs.times))

@@ -197,7 +197,7 @@ def preprocess_subject(root, subject, cfg: dict | None = None, drop_rejected: bo
     """
     import mne
 
-    from ..eeg import DEFAULTS, clean_raw, epoch_recording
+    from ..eeg import DEFAULTS, clean_raw, concat_epochs, epoch_recording
 
     cfg = {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
     classes = list(cfg["events"])
@@ -230,12 +230,5 @@ def preprocess_subject(root, subject, cfg: dict | None = None, drop_rejected: bo
                  int(t["rejected"].sum()), sum(len(e) for e in ep))
         epochs_all += ep
         tables += tab
-    table = pd.concat(tables, ignore_index=True)
-    if not table["kept"].any():
-        raise ValueError(f"sub-{label}: every epoch was rejected")
-    kept = [e for e in epochs_all if len(e)]
-    for e in kept:
-        e.set_annotations(None)
-    epochs = mne.concatenate_epochs(kept, add_offset=True, verbose=False)
-    epochs.event_id = {c: i + 1 for i, c in enumerate(classes)}
+    epochs, table = concat_epochs(epochs_all, tables, classes, f"sub-{label}")
     return epochs, table

@@ -117,7 +117,7 @@ def preprocess_subject(root, subject, cfg: dict | None = None, runs=IMAGERY_RUNS
     """
     import mne
 
-    from ..eeg import DEFAULTS, clean_raw, epoch_recording
+    from ..eeg import DEFAULTS, clean_raw, concat_epochs, epoch_recording
 
     cfg = {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
     classes = list(cfg["events"])
@@ -146,12 +146,5 @@ def preprocess_subject(root, subject, cfg: dict | None = None, runs=IMAGERY_RUNS
         ep.set_annotations(None)
         ep_all.append(ep)
         tables.append(tab)
-    if not tables:
-        raise ValueError(f"sub-{label}: no cue of {classes} in runs {list(runs)}")
-    table = pd.concat(tables, ignore_index=True)
-    kept = [e for e in ep_all if len(e)]
-    if not kept:
-        raise ValueError(f"sub-{label}: every epoch was rejected")
-    epochs = mne.concatenate_epochs(kept, add_offset=True, verbose=False)
-    epochs.event_id = {c: i + 1 for i, c in enumerate(classes)}
+    epochs, table = concat_epochs(ep_all, tables, classes, f"sub-{label} (runs {list(runs)})")
     return epochs, table

@@ -130,7 +130,7 @@ def preprocess_subject(dataset, subject, cfg: dict | None = None):
     """
     import mne
 
-    from ..eeg import DEFAULTS, clean_raw, epoch_recording
+    from ..eeg import DEFAULTS, clean_raw, concat_epochs, epoch_recording
 
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
     name = getattr(ds, "code", type(ds).__name__)
@@ -164,12 +164,5 @@ def preprocess_subject(dataset, subject, cfg: dict | None = None):
             ep.set_annotations(None)
             ep_all.append(ep)
             tables.append(tab)
-    if not tables:
-        raise ValueError(f"MOABB {name} subject {sid}: no cue of {classes}")
-    table = pd.concat(tables, ignore_index=True)
-    kept = [e for e in ep_all if len(e)]
-    if not kept:
-        raise ValueError(f"MOABB {name} subject {sid}: every epoch was rejected")
-    epochs = mne.concatenate_epochs(kept, add_offset=True, verbose=False)
-    epochs.event_id = {c: i + 1 for i, c in enumerate(classes)}
+    epochs, table = concat_epochs(ep_all, tables, classes, f"MOABB {name} subject {sid}")
     return epochs, table
