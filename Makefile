@@ -20,11 +20,13 @@ $(STAMP): pyproject.toml package.json
 run: setup
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile $(CONFIG)
 
+# Unit tests in parallel, then the end-to-end workflow tests one at a time (they share .snakemake/).
 test: setup
-	$(BIN)/python -m pytest -n $(CORES) --dist loadgroup
+	$(BIN)/python -m pytest -n $(CORES) -m "not workflow"
+	$(BIN)/python -m pytest -m workflow
 
 test-fast: setup
-	$(BIN)/python -m pytest -n $(CORES) --dist loadgroup -m "not workflow"
+	$(BIN)/python -m pytest -n $(CORES) -m "not workflow"
 
 test-cluster: setup
 	bash scripts/test_cluster.sh

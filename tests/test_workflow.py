@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SMK = [sys.executable, "-m", "snakemake"]
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("workflow")]
+pytestmark = pytest.mark.workflow
 
 
 def snakemake(*args, results, check=True, timeout=1200, **kw):
@@ -105,6 +105,7 @@ def test_kill_then_rerun_incomplete_matches_uninterrupted_run(tiny_run, tmp_path
     if killed:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    snakemake("--unlock", results=second)  # the killed run leaves its lock behind
     snakemake("--rerun-incomplete", "--quiet", "rules", results=second)
     assert killed, "the run finished before it could be interrupted"
     assert (results / "scores" / "leaderboard.tsv").read_bytes() == (second / "scores" / "leaderboard.tsv").read_bytes()
