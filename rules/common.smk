@@ -34,6 +34,16 @@ try:
 except (ConfigError, KeyError, ValueError) as exc:
     raise WorkflowError(f"configuration refused: {exc}")
 
+def _sorted(d):
+    return {k: _sorted(d[k]) for k in sorted(d)} if isinstance(d, dict) else d
+
+
+# Params are compared as text between runs: sort every mapping so that the order of keys in a
+# config file never triggers a rerun.
+_canonical = _sorted(config)
+config.clear()
+config.update(_canonical)
+
 R = config["results_dir"].rstrip("/")
 SIM = f"{R}/simulated"
 FMRI_TASK = config["fmri"]["task"]
