@@ -28,6 +28,7 @@ rule group_report:
         leaderboard=f"{R}/scores/leaderboard.tsv",
         features=expand(f"{R}/features/{{backbone}}/features.h5", backbone=sorted(ENCODED_BACKBONES)),
         layers=COMMITMENT_LAYER_FILES,
+        subsampling=SUBSAMPLING_FILES,
     output:
         report(f"{R}/report.html", category="Group"),
     params:

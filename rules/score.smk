@@ -26,6 +26,30 @@ rule layer_commitment:
         "scripts/layer_commitment.py"
 
 
+rule subsampling:
+    input:
+        betas=lambda w: betas_path(w.subject),
+        features=f"{R}/features/{{backbone}}/features.h5",
+        split=f"{R}/splits/images.tsv",
+    output:
+        f"{R}/sub-{{subject}}/scores/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_desc-subsampling_curves.tsv",
+    params:
+        scoring=config["scoring"],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/subsampling/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}.log",
+    resources:
+        mem_mb=mem_mb(3000),
+        runtime=30,
+    conda:
+        "../environment.yml"
+    script:
+        "scripts/subsampling.py"
+
+
+SUBSAMPLING_FILES = expand(
+    rules.subsampling.output[0], subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]], layer=ENCODE["layers"][:1]
+)
 ENCODED_BACKBONES = {ENCODE["backbone"], IC["backbone"]}
 COMMITMENT_LAYER_FILES = []
 if config["scoring"]["commit_layers"]:

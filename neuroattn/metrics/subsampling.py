@@ -128,3 +128,15 @@ def summarize_curves(curves: Sequence[SubsamplingCurve]) -> dict:
         out[f"{c.metric}/{c.axis}"] = {"sizes": c.sizes.copy(), "mean": mean, "std": std,
                                        "n": np.isfinite(c.values).sum(axis=1), "relative": mean / last}
     return out
+
+
+def curves_table(curves: Sequence[SubsamplingCurve]) -> "pd.DataFrame":
+    """One row per curve and size: ``metric, axis, size, mean, std, n_draws`` (for TSVs and reports)."""
+    import pandas as pd
+
+    rows = []
+    for c in curves:
+        for size, mean, std, n in zip(c.sizes, c.mean, c.std, np.isfinite(c.values).sum(axis=1)):
+            rows.append({"metric": c.metric, "axis": c.axis, "size": int(size), "mean": float(mean),
+                         "std": float(std), "n_draws": int(n)})
+    return pd.DataFrame(rows, columns=["metric", "axis", "size", "mean", "std", "n_draws"])

@@ -145,3 +145,17 @@ def confusion_grid(cms: dict, classes, title):
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def curve_by_label(curves: dict, xlabel: str, ylabel: str, title: str):
+    """Lines with error bars, each label with its own x values: ``{label: (x, mean, err)}``."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for label, (x, mean, err) in curves.items():
+        ax.errorbar(x, mean, yerr=err, marker="o", label=label, capsize=2)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig

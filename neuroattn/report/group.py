@@ -44,7 +44,32 @@ def _commitment_section(layer_tables):
     return {"title": "Layer commitment", "text": text, "table": table(table_df)}
 
 
-def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=()):
+def _subsampling_section(tables):
+    """Predictivity against the number of voxels and of training images, one line per subject."""
+    if not tables:
+        return None
+    figs, frames = [], []
+    for p in tables:
+        d = pd.read_csv(p, sep="\t")
+        d["subject"] = Path(p).name.split("_")[0].removeprefix("sub-")
+        frames.append(d)
+    df = pd.concat(frames, ignore_index=True)
+    for axis, g in df.groupby("axis"):
+        # subjects can differ in voxel counts: each is drawn on its own sizes
+        fig = figures.curve_by_label({k: (h["size"].to_numpy(), h["mean"].to_numpy(), h["std"].to_numpy())
+                                      for k, h in ((f"sub-{s}", h) for s, h in g.groupby("subject"))},
+                                     f"number of {'voxels' if axis == 'units' else 'training images'}",
+                                     "median Pearson r (cross-validated PLS)", f"predictivity vs {axis}")
+        figs.append({"uri": fig_to_uri(fig), "caption": f"subsampling over {axis}: mean ± SD over random subsets"})
+    last = df.sort_values("size").groupby(["subject", "axis"]).tail(2)
+    flat = (last.groupby(["subject", "axis"])["mean"].agg(lambda v: abs(v.iloc[-1] - v.iloc[0])).max())
+    text = ("Subsampling analysis (Shi, Shea-Brown & Buice 2019): scores on random subsets of voxels and of "
+            "training images. A curve that has flattened by the full size says the data set is large enough; "
+            f"the largest change between the two largest sizes here is {flat:.3f} (Pearson r).")
+    return {"title": "Is the data large enough?", "text": text, "figures": figs}
+
+
+def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=(), subsampling_tables=()):
     """Write ``results/report.html``.
 
     Parameters
@@ -57,9 +82,11 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     """
     lb = read_scores(leaderboard)
     sections = []
-    summary = (lb.groupby(["modality", "model", "target", "metric"])["value"]
-               .agg(["mean", "std", "count"]).reset_index().rename(columns={"count": "subjects"}))
-    sections.append({"title": "Summary (mean over subjects)", "table": table(summary)})
+    for modality, metric in (("fmri", "noise_normalized_r2"), ("eeg", "accuracy")):
+        d = lb[(lb.modality == modality) & (lb.metric == metric) & ~lb.model.str.match(r".+(_k\d+|_layer\d+)$")]
+        if len(d):
+            pivot = d.pivot_table(index="model", columns="target", values="value", aggfunc="mean").reset_index()
+            sections.append({"title": f"{modality.upper()}: {metric} (mean over subjects)", "table": table(pivot)})
     figs = []
     for (modality, metric), d in lb.groupby(["modality", "metric"]):
         if metric in {"pearson_r", "noise_normalized_r2", "accuracy", "kappa", "ceiled_ev"} or len(d) > 1:
@@ -88,6 +115,9 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     com = _commitment_section(layer_tables)
     if com:
         sections.append(com)
+    sub = _subsampling_section(subsampling_tables)
+    if sub:
+        sections.append(sub)
     sections.append({"title": "Leaderboard", "text": f"{len(lb)} rows (results/scores/leaderboard.tsv).",
                      "table": table(lb)})
     subjects = sorted(s for s in lb.subject.astype(str).unique() if s != "group")
