@@ -472,6 +472,36 @@ def write_predictions(path, data: SubjectData, results: dict, candidate_names, t
                 f.create_dataset(f"stage1_r/{m}_k{k}", data=np.asarray(res["r"], dtype=np.float32))
 
 
+def aligned_rows(held_out: str, betas: dict, subjects: dict, candidates, candidate_names) -> list[dict]:
+    """Rows of the anatomical-alignment baseline (``aligned_ridge``: top1, top5, noise_normalized_r2).
+
+    Empty when the subjects are not on one grid (then the baseline does not apply).
+    """
+    from ..leaderboard import score_row
+    from ..metrics import noise_normalized_r2
+    from .alignment import aligned_ridge_decoding
+
+    data = subjects[held_out]
+    pos = {im: i for i, im in enumerate(np.asarray(candidate_names).astype(str))}
+    test_rows = np.array([pos[im] for im in data.test_images])
+    train = [(betas[s], d.X_train, d.Y_train) for s, d in sorted(subjects.items()) if s != held_out]
+    res = aligned_ridge_decoding(train, (betas[held_out], data.Y_test), candidates, test_rows)
+    if res is None:
+        return []
+    n_c = len(candidates)
+    rows = [score_row(held_out, "fmri", "aligned_ridge", "all", m, res[m].value, error=res[m].error, n=n_c)
+            for m in ("top1", "top5")]
+    nnr2 = noise_normalized_r2(res["r"], np.asarray(data.noise_ceiling, dtype=np.float64))
+    if np.isfinite(nnr2).any():
+        nc = np.asarray(data.noise_ceiling, dtype=np.float64)
+        rows.append(score_row(held_out, "fmri", "aligned_ridge", "all", "noise_normalized_r2",
+                              float(np.nanmedian(nnr2)), ceiling=float(np.nanmedian(nc)),
+                              n=int(np.isfinite(nnr2).sum())))
+    log.info("sub-%s aligned_ridge: top1 %.3f, top5 %.3f (%d matched voxels)", held_out, res["top1"].value,
+             res["top5"].value, res["n_matched"])
+    return rows
+
+
 def run_loso(prior_path, features_path, split_path, betas_paths, held_out: str, pred_path, scores_path,
              cfg: dict, seed: int = 0, device: str = "cpu"):
     """Rule ``incontext_loso``: phase 2 on the other subjects, then evaluate on ``held_out``."""
@@ -485,9 +515,10 @@ def run_loso(prior_path, features_path, split_path, betas_paths, held_out: str, 
     train, test = read_split(split_path)
     _, lookup = _embedding_lookup(features_path, meta.get("layer", cfg.get("layer")), train, test,
                                   cfg["embed_dim"], emb=emb)
-    subjects = {}
+    subjects, all_betas = {}, {}
     for p in betas_paths:
         b = Betas.read(p)
+        all_betas[b.subject] = b
         nc = subject_noise_ceiling(b, [im for im in test if im in set(b.images)]) if b.subject == held_out else None
         subjects[b.subject] = subject_data(b, lookup, train, test, nc)
     pools = loso_training_pools(subjects, held_out)
@@ -496,5 +527,7 @@ def run_loso(prior_path, features_path, split_path, betas_paths, held_out: str, 
     candidates = np.stack([lookup[i] for i in test])
     results = evaluate_subject(enc, dec, data, candidates, test, cfg, seed=seed, device=device)
     write_predictions(pred_path, data, results, test, [p.name for p in pools], cfg)
-    write_scores(scores_path, score_rows(held_out, results, data.noise_ceiling))
+    rows = score_rows(held_out, results, data.noise_ceiling)
+    rows += aligned_rows(held_out, all_betas, subjects, candidates, test)
+    write_scores(scores_path, rows)
     return results
