@@ -152,6 +152,16 @@ def _optimizer(net, lr, steps):
     return opt, sched
 
 
+def _step(net, opt, sched, loss) -> float:
+    """One optimizer step with gradient clipping at 1.0; returns the loss value."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
 def train_encoder(net: ContextEncoderNet, pools, cfg, steps: int, seed: int, device="cpu", lr=None):
     """Meta-train stage 1 for ``steps`` episodes (MSE of query predictions); returns the losses."""
     rng = np.random.default_rng(seed)
@@ -164,12 +174,7 @@ def train_encoder(net: ContextEncoderNet, pools, cfg, steps: int, seed: int, dev
                           for a in _encoder_task(rng, pool, cfg, cfg["batch_size"]))
         w, b = net(xc, yc)
         loss = F.mse_loss(w @ xq.T + b[:, None], yq)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+        losses.append(_step(net, opt, sched, loss))
         if step % max(1, steps // 5) == 0:
             log.info("stage 1 step %d/%d: mse %.4f", step, steps, np.mean(losses[-20:]))
     net.eval()
@@ -188,12 +193,7 @@ def train_decoder(dec: ImageDecoderNet, enc: ContextEncoderNet, pools, cfg, step
         W, b, beta, target = _decoder_task(rng, bank[rng.integers(len(bank))], cfg, cfg["batch_size"])
         t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
         loss = decoding_loss(dec(t(W), t(b), t(beta)), t(target))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(dec.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+        losses.append(_step(dec, opt, sched, loss))
         if step % max(1, steps // 5) == 0:
             log.info("stage 2 step %d/%d: loss %.4f", step, steps, np.mean(losses[-20:]))
     dec.eval()

@@ -38,19 +38,9 @@ def metric_bars(df: pd.DataFrame, metric: str, title: str | None = None):
 
 
 def curve(x, ys: dict, xlabel: str, ylabel: str, title: str, chance: float | None = None):
-    """Lines of y against x for each label in ``ys`` (values: (mean, sem) arrays or a mean array)."""
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    for label, y in ys.items():
-        mean, err = (y if isinstance(y, tuple) else (np.asarray(y), None))
-        ax.errorbar(x, mean, yerr=err, marker="o", label=label, capsize=2)
-    if chance is not None:
-        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
+    """Lines of y against shared x for each label in ``ys`` (values: (mean, sem) arrays or a mean array)."""
+    curves = {label: (x, *(y if isinstance(y, tuple) else (np.asarray(y), None))) for label, y in ys.items()}
+    return curve_by_label(curves, xlabel, ylabel, title, chance=chance, log_x=False)
 
 
 def ceiling_hist(nc_by_roi: dict):
@@ -147,12 +137,16 @@ def confusion_grid(cms: dict, classes, title):
     return fig
 
 
-def curve_by_label(curves: dict, xlabel: str, ylabel: str, title: str):
+def curve_by_label(curves: dict, xlabel: str, ylabel: str, title: str, chance: float | None = None,
+                   log_x: bool = True):
     """Lines with error bars, each label with its own x values: ``{label: (x, mean, err)}``."""
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     for label, (x, mean, err) in curves.items():
         ax.errorbar(x, mean, yerr=err, marker="o", label=label, capsize=2)
-    ax.set_xscale("log")
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    if log_x:
+        ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
