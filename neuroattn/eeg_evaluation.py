@@ -147,7 +147,7 @@ def _alignment_maps(X, groups, align: bool) -> np.ndarray:
 
 
 def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), settings=None,
-                    sfreq=None, importance=True, raw=None) -> list[ModelResult]:
+                    sfreq=None, importance=True, raw=None, epoch_tmin=0.0) -> list[ModelResult]:
     """Fit every model on the training trials, predict the test trials, score, explain.
 
     Parameters
@@ -166,12 +166,18 @@ def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), set
         Compute channel importance per class on the test trials (first seed's model).
     raw : (X_raw, M), optional
         Electrode-space test trials and the per-trial map to the model input, so that importance
-        is per electrode (see :func:`neuroattn.models.eeg_interpret.channel_importance`).
+        is per electrode (see :func:`neuroattn.models.eeg_interpret.channel_importance`). With
+        ``importance`` and ``sfreq`` it also gives each model's activation pattern in 8-30 Hz
+        power (:func:`~neuroattn.models.eeg_interpret.power_pattern` of the first seed's
+        probabilities), stored under ``importance["pattern"]``.
+    epoch_tmin : float
+        Time of the epochs' first sample relative to the cue (config ``eeg.tmin``), for the
+        pattern's power window (0.5 s after the cue to the end).
     """
     from sklearn.metrics import confusion_matrix
 
     from .metrics import accuracy, cohen_kappa
-    from .models.eeg_interpret import channel_importance
+    from .models.eeg_interpret import channel_importance, power_pattern
 
     settings = dict(settings or {})
     n_classes = int(max(np.max(y_train), np.max(y_test)) + 1)
@@ -189,6 +195,11 @@ def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), set
             preds.append(proba.argmax(1))
             if importance and i == 0:
                 imp = channel_importance(est, X_test, y_test, X_train, raw=raw)
+                if raw is not None and sfreq:
+                    try:
+                        imp["pattern"] = power_pattern(proba, raw[0], sfreq, epoch_tmin=epoch_tmin)
+                    except ValueError as exc:  # e.g. epochs too short for the window: importance stays
+                        log.warning("%s: no activation pattern (%s)", name, exc)
         preds, probas = np.stack(preds), np.stack(probas)
         acc = np.array([accuracy(y_test, p).value for p in preds])
         kap = np.array([cohen_kappa(y_test, p).value for p in preds])
@@ -200,8 +211,11 @@ def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), set
 
 
 def run_protocol(protocol: str, datas: dict, subject: str, models, *, seeds=(0,), settings=None,
-                 align: bool = True, importance: bool = True):
+                 align: bool = True, importance: bool = True, epoch_tmin: float = 0.0):
     """Run ``protocol`` for ``subject`` on loaded ``EEGData`` (dict subject -> data).
+
+    ``epoch_tmin``: time of the epochs' first sample relative to the cue (see
+    :func:`evaluate_models`).
 
     Returns
     -------
@@ -234,7 +248,8 @@ def run_protocol(protocol: str, datas: dict, subject: str, models, *, seeds=(0,)
         maps = _alignment_maps(np.asarray(raw_test, np.float64), np.asarray(test_sessions), align)
         raw = (np.asarray(raw_test, np.float64), maps / np.asarray(std.scale_)[None, :, None])
     results = evaluate_models(X_train, y_train, X_test, y_test, models, seeds=tuple(seeds),
-                              settings=settings, sfreq=float(ref.sfreq), importance=importance, raw=raw)
+                              settings=settings, sfreq=float(ref.sfreq), importance=importance, raw=raw,
+                              epoch_tmin=epoch_tmin)
     meta = {"subject": subject, "protocol": protocol, "classes": list(ref.classes),
             "ch_names": list(ref.ch_names), "sfreq": float(ref.sfreq), "n_train": int(len(y_train)),
             "n_test": int(len(y_test)), "train": trained_on, "seeds": [int(s) for s in seeds]}
@@ -260,8 +275,10 @@ def write_results_h5(path, results, meta: dict) -> None:
     ``n_test``, ``train``; one group per model with ``y_true`` (n,), ``y_pred`` (n_seeds, n),
     ``proba`` (n_seeds, n, K), ``accuracy``/``kappa`` (n_seeds,), ``confusion`` (K, K; rows true,
     columns predicted, summed over seeds), ``confusion_per_seed`` (n_seeds, K, K), ``importance``
-    (K, C; attr ``method``), and where available ``gradient_x_input`` (K, C) and ``attention``
-    (K, F) (attention gates over the net's feature maps).
+    (K, C; attr ``method``), and where available ``gradient_x_input`` (K, C), ``attention``
+    (K, F) (attention gates over the net's feature maps) and ``pattern`` (K, C; correlation of
+    the first seed's class evidence with each electrode's 8-30 Hz log power over test trials,
+    negative = power decrease, see :func:`~neuroattn.models.eeg_interpret.power_pattern`).
     """
     import h5py
 
@@ -285,6 +302,6 @@ def write_results_h5(path, results, meta: dict) -> None:
                 if imp:
                     d = g.create_dataset("importance", data=imp["importance"])
                     d.attrs["method"] = imp["method"]
-                    for key in ("gradient_x_input", "attention"):
+                    for key in ("gradient_x_input", "attention", "pattern"):
                         if imp.get(key) is not None:
                             g.create_dataset(key, data=imp[key])

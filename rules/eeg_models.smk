@@ -13,6 +13,7 @@ rule eeg_model:
     params:
         cfg=EM,
         align=config["eeg"].get("euclidean_alignment", True),
+        epoch_tmin=config["eeg"].get("tmin", 0.0),
         seed=config["seed"],
         device=config["device"],
     log:

@@ -267,6 +267,12 @@ def test_run_protocol_rows_and_h5(tmp_path):
         assert f["basenet/y_pred"].shape == (2, 64) and f["basenet/confusion"][()].sum() == 128
         assert f["csp_lda/importance"].shape == (2, 8)
         assert f["csp_lda/importance"].attrs["method"] == "occlusion"
+        # activation pattern of every model: class a (b) has a 10 Hz rhythm on channel 1 (3), so
+        # evidence for a rises with channel 1's power (positive) and falls with channel 3's
+        for m in ("basenet", "csp_lda"):
+            assert f[f"{m}/pattern"].shape == (2, 8)
+        pat = f["csp_lda/pattern"][()]
+        assert pat[0].argmax() == 1 and pat[0].argmin() == 3 and pat[1].argmax() == 3
 
 
 def test_topomap_and_confusion_figures():

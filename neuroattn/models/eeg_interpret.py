@@ -14,14 +14,24 @@ Per class ``k`` and EEG channel ``c`` (rows normalised to sum to 1):
 
 :func:`channel_importance` picks one per model: attention where the module has a gate,
 gradient x input for the other nets, occlusion for the classic pipelines.
+
+These three describe the *filters* of a decoder: which electrodes its output is sensitive to.
+Filters are not interpretable per electrode (Haufe et al. 2014, NeuroImage 87:96-110): a decoder
+also weights channels that only cancel noise. The *activation pattern* is:
+:func:`power_pattern` correlates, over test trials, a model's evidence for each class with every
+electrode's log band power; :func:`erd_map` keeps its power-decrease (ERD) part as a per-class map.
+It needs nothing but predicted probabilities, so it works for every model alike.
+:func:`importance_truth_agreement` scores any such map against known discriminative channels
+(simulated data).
 """
 from __future__ import annotations
 
 import numpy as np
 
 __all__ = [
-    "attention_importance", "attention_weights", "channel_importance", "gradient_x_input",
-    "occlusion_importance", "plot_confusion", "plot_topomaps",
+    "attention_importance", "attention_weights", "band_log_power", "channel_importance", "erd_map",
+    "gradient_x_input", "importance_truth_agreement", "occlusion_importance", "plot_confusion",
+    "plot_topomaps", "power_pattern",
 ]
 
 
@@ -147,6 +157,189 @@ def channel_importance(estimator, X: np.ndarray, y: np.ndarray, X_train: np.ndar
     else:
         out.update(importance=out["gradient_x_input"], method="gradient_x_input")
     return out
+
+
+def band_log_power(X_raw, sfreq: float, band=(8.0, 30.0), tmin: float = 0.5,
+                   epoch_tmin: float = 0.0) -> np.ndarray:
+    """Log band power of every trial and channel in a window after the cue.
+
+    Parameters
+    ----------
+    X_raw : ndarray, shape (n_trials, n_chans, n_times)
+        Electrode-space epochs (not aligned or standardised).
+    sfreq : float
+        Sampling frequency in Hz.
+    band : (float, float)
+        Pass band in Hz (zero-phase FIR, :func:`mne.filter.filter_data`, applied to the whole
+        epoch before cropping so that the window is free of edge effects).
+    tmin : float
+        Start of the power window in seconds after the cue; the window runs to the end of the epoch.
+    epoch_tmin : float
+        Time of the epoch's first sample relative to the cue (config ``eeg.tmin``).
+
+    Returns
+    -------
+    ndarray, shape (n_trials, n_chans)
+        Natural log of the mean squared band-passed signal in the window.
+
+    Raises
+    ------
+    ValueError
+        ``X_raw`` not 3-D or not finite, ``sfreq`` not positive, a band outside (0, sfreq/2), or a
+        window with fewer than two samples.
+    """
+    import mne
+
+    X = np.asarray(X_raw, dtype=np.float64)
+    if X.ndim != 3:
+        raise ValueError(f"X_raw must have shape (n_trials, n_chans, n_times), got {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X_raw holds non-finite values")
+    if not (np.isfinite(sfreq) and sfreq > 0):
+        raise ValueError(f"sfreq must be a positive number of Hz, got {sfreq!r}")
+    lo, hi = (float(b) for b in band)
+    if not 0 < lo < hi < sfreq / 2:
+        raise ValueError(f"band must satisfy 0 < low < high < sfreq/2 = {sfreq / 2:g} Hz, got {tuple(band)}")
+    start = int(round((tmin - epoch_tmin) * sfreq))
+    if start < 0 or X.shape[2] - start < 2:
+        raise ValueError(f"power window from {tmin:g} s after the cue is outside the epoch ({X.shape[2]} samples "
+                         f"at {sfreq:g} Hz starting {epoch_tmin:g} s after the cue)")
+    Xb = mne.filter.filter_data(X, sfreq, lo, hi, n_jobs=None, verbose="error")
+    return np.log(np.mean(Xb[..., start:] ** 2, axis=-1) + np.finfo(float).tiny)
+
+
+def _zscore_columns(a: np.ndarray) -> np.ndarray:
+    a = a - a.mean(0)
+    sd = a.std(0)
+    return np.divide(a, sd, out=np.zeros_like(a), where=sd > 1e-12 * (np.abs(a).max() + 1e-300))
+
+
+def power_pattern(proba, X_raw, sfreq: float, band=(8.0, 30.0), tmin: float = 0.5,
+                  epoch_tmin: float = 0.0) -> np.ndarray:
+    """Activation pattern of a decoder in band power: class evidence vs each electrode's log power.
+
+    For class ``k`` the evidence of trial ``n`` is the centred log-probability
+    ``e_nk = log p_nk - mean_j log p_nj``; the pattern is the Pearson correlation over test
+    trials between ``e_k`` and the log band power of each electrode (:func:`band_log_power`).
+    Unlike filter-based importance (gradients, attention, occlusion), this is a forward model
+    (Haufe et al. 2014) and only uses the predicted probabilities: it applies to any classifier.
+
+    Parameters
+    ----------
+    proba : ndarray, shape (n_trials, n_classes)
+        Predicted class probabilities of the test trials (one seed).
+    X_raw : ndarray, shape (n_trials, n_chans, n_times)
+        The same test trials in electrode space.
+    sfreq, band, tmin, epoch_tmin
+        See :func:`band_log_power` (defaults: 8-30 Hz, from 0.5 s after the cue to the end).
+
+    Returns
+    -------
+    ndarray, shape (n_classes, n_chans)
+        Correlations in [-1, 1]. Sign convention: **negative** means that the model's evidence for
+        the class grows as the electrode's band power *drops* (event-related desynchronisation,
+        ERD, the motor-imagery signature); positive means it grows with a power *increase* (ERS).
+        Classes or electrodes without variance over the trials get 0.
+
+    Raises
+    ------
+    ValueError
+        ``proba`` not 2-D, negative, non-finite or with fewer than two classes; a trial-count
+        mismatch with ``X_raw``; fewer than three trials; bad ``X_raw`` / band / window
+        (:func:`band_log_power`).
+    """
+    P = np.asarray(proba, dtype=np.float64)
+    if P.ndim != 2 or P.shape[1] < 2:
+        raise ValueError(f"proba must have shape (n_trials, n_classes >= 2), got {P.shape}")
+    if not np.all(np.isfinite(P)) or (P < 0).any():
+        raise ValueError("proba must hold finite, non-negative probabilities")
+    X_shape = np.shape(X_raw)
+    if len(X_shape) != 3 or X_shape[0] != P.shape[0]:
+        raise ValueError(f"proba has {P.shape[0]} trials but X_raw has shape {X_shape}; expected "
+                         f"({P.shape[0]}, n_chans, n_times)")
+    if P.shape[0] < 3:
+        raise ValueError(f"power_pattern needs at least 3 trials to correlate, got {P.shape[0]}")
+    logp = np.log(np.clip(P, 1e-9, None))
+    evidence = logp - logp.mean(1, keepdims=True)
+    power = band_log_power(X_raw, sfreq, band=band, tmin=tmin, epoch_tmin=epoch_tmin)
+    return np.clip(_zscore_columns(evidence).T @ _zscore_columns(power) / P.shape[0], -1.0, 1.0)
+
+
+def erd_map(pattern) -> np.ndarray:
+    """Per-class ERD map of a :func:`power_pattern`: its negative part, each row summing to 1.
+
+    A class with no negative correlation gets a row of zeros (NaN rows stay NaN).
+    """
+    pattern = np.asarray(pattern, dtype=np.float64)
+    if pattern.ndim != 2:
+        raise ValueError(f"pattern must have shape (n_classes, n_chans), got {pattern.shape}")
+    out = _normalise(np.clip(-np.nan_to_num(pattern), 0, None))
+    out[np.isnan(pattern).all(1)] = np.nan
+    return out
+
+
+def importance_truth_agreement(maps, ch_names, classes, truth_channels):
+    """How well a per-class channel map singles out the known discriminative channels.
+
+    Parameters
+    ----------
+    maps : array-like, shape (n_classes, n_chans)
+        Non-negative map per class (importance, :func:`erd_map`); larger = more important.
+    ch_names : list of str
+        Channel of each column.
+    classes : list of str
+        Class of each row.
+    truth_channels : dict
+        Class name -> list of its discriminative channel names (simulated truth).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per class: ``class``, ``top_channel`` (argmax), ``top_in_truth`` (bool),
+        ``truth_mass_ratio`` (share of the map on the truth channels divided by their uniform share
+        ``n_truth / n_chans``: 1 = chance, ``n_chans / n_truth`` = all of it), ``best_truth_rank``
+        (1-based rank of the highest truth channel; 1 when ``top_in_truth``). A class whose map is
+        all NaN (no test trials) gets NaN / None.
+
+    Raises
+    ------
+    ValueError
+        Shape mismatch, negative values, or a class without truth channels.
+    KeyError
+        A class missing from ``truth_channels`` or a truth channel not in ``ch_names`` (named).
+    """
+    import pandas as pd
+
+    maps = np.asarray(maps, dtype=np.float64)
+    ch_names, classes = list(ch_names), list(classes)
+    if maps.shape != (len(classes), len(ch_names)):
+        raise ValueError(f"maps has shape {maps.shape}, expected (n_classes={len(classes)}, n_chans={len(ch_names)})")
+    if (maps < 0).any():
+        raise ValueError("maps must be non-negative (use erd_map for a signed pattern)")
+    rows = []
+    for cls, row in zip(classes, maps):
+        if cls not in truth_channels:
+            raise KeyError(f"class {cls!r} has no entry in the truth channels {sorted(truth_channels)}")
+        truth = list(truth_channels[cls])
+        if not truth:
+            raise ValueError(f"class {cls!r}: empty list of truth channels")
+        missing = [c for c in truth if c not in ch_names]
+        if missing:
+            raise KeyError(f"class {cls!r}: truth channel(s) {missing} not among the map's channels {ch_names}")
+        idx = [ch_names.index(c) for c in truth]
+        total = np.nansum(row)
+        if np.isnan(row).all() or total <= 0:
+            rows.append({"class": cls, "top_channel": None, "top_in_truth": False,
+                         "truth_mass_ratio": np.nan, "best_truth_rank": np.nan})
+            continue
+        row = np.nan_to_num(row)
+        order = np.argsort(-row, kind="stable")
+        rank = 1 + int(min(np.flatnonzero(np.isin(order, idx))))
+        top = ch_names[int(order[0])]
+        rows.append({"class": cls, "top_channel": top, "top_in_truth": top in truth,
+                     "truth_mass_ratio": float(row[idx].sum() / total / (len(idx) / len(ch_names))),
+                     "best_truth_rank": rank})
+    return pd.DataFrame(rows, columns=["class", "top_channel", "top_in_truth", "truth_mass_ratio", "best_truth_rank"])
 
 
 def _info(ch_names, sfreq: float = 250.0):

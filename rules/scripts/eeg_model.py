@@ -22,7 +22,8 @@ settings.update(epochs=cfg["epochs"] if protocol == "within" else cfg.get("loso_
 seeds = [p.seed * 1000 + s for s in cfg["seeds"]]
 log.info("sub-%s %s: %s, seeds %s, settings %s", subject, protocol, models, seeds, settings)
 results, meta = run_protocol(protocol, datas, subject, models, seeds=seeds, settings=settings,
-                             align=bool(p.align), importance=bool(cfg.get("importance", True)))
+                             align=bool(p.align), importance=bool(cfg.get("importance", True)),
+                             epoch_tmin=float(p.epoch_tmin))
 write_results_h5(snakemake.output.pred, results, meta)
 write_scores(snakemake.output.scores, result_rows(results, subject, protocol))
 log.info("wrote %s and %s", snakemake.output.scores, Path(snakemake.output.pred).name)
