@@ -35,3 +35,37 @@ SCORE_FILES += expand(
     subject=EEG_SUBJECTS,
     protocol=[p for p in EM["protocols"] if p == "within" or len(EEG_SUBJECTS) > 1],
 )
+
+
+# Simulated EEG only: do the channel maps (activation pattern, importance) peak on the channels the
+# simulator made class-discriminative (derivatives/truth/truth.json)? A real dataset has no truth.
+EEG_SIMULATED = EEG_FORMAT == "bids" and EEG_ROOT is None
+EEG_PROTOCOLS = [p for p in EM["protocols"] if p == "within" or len(EEG_SUBJECTS) > 1]
+
+
+rule eeg_truth:
+    input:
+        preds=lambda w: expand(rules.eeg_model.output.pred, subject=w.subject, protocol=EEG_PROTOCOLS),
+        dataset=eeg_dataset(),
+    output:
+        f"{R}/sub-{{subject}}/eeg/models/sub-{{subject}}_desc-truthcheck.tsv",
+    params:
+        truth=f"{SIM}/eeg/derivatives/truth/truth.json",
+    log:
+        f"{R}/logs/eeg_truth/sub-{{subject}}.log",
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000),
+        runtime=10,
+    conda:
+        "../environment.yml"
+    script:
+        "scripts/eeg_truth.py"
+
+
+def eeg_truth_files(wildcards=None):
+    """The truth-check tables (simulated EEG), of one subject with ``wildcards``, else all; none on real data."""
+    if not EEG_SIMULATED:
+        return []
+    subjects = EEG_SUBJECTS if wildcards is None else [s for s in EEG_SUBJECTS if s == wildcards.subject]
+    return expand(rules.eeg_truth.output[0], subject=subjects)

@@ -9,6 +9,7 @@ localrules:
 rule subject_report:
     input:
         unpack(subject_report_inputs),
+        truthcheck=eeg_truth_files,  # simulated EEG only (else empty)
     output:
         report(f"{R}/sub-{{subject}}/report.html", category="Subjects", labels={"subject": "{subject}"}),
     params:
@@ -29,6 +30,7 @@ rule group_report:
         features=expand(f"{R}/features/{{backbone}}/features.h5", backbone=sorted(ENCODED_BACKBONES)),
         layers=COMMITMENT_LAYER_FILES,
         subsampling=SUBSAMPLING_FILES,
+        truthcheck=eeg_truth_files(),  # simulated EEG only (else empty)
     output:
         report(f"{R}/report.html", category="Group"),
     params:

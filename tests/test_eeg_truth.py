@@ -96,6 +96,7 @@ def test_agreement_on_hand_made_maps():
     assert list(a["top_channel"][:2]) == ["C3", "Fz"] and list(a["top_in_truth"]) == [True, False, False]
     np.testing.assert_allclose(a["truth_mass_ratio"][:2], [0.8 / 0.4, 0.2 / 0.2])
     assert list(a["best_truth_rank"][:2]) == [1, 2] and np.isnan(a["truth_mass_ratio"][2])
+    assert a["best_truth_rank"].isna()[2]
     # the ratio does not depend on the map's scale
     b = importance_truth_agreement(maps[:2] * 7, ch, ["a", "b"], truth)
     np.testing.assert_allclose(b["truth_mass_ratio"], a["truth_mass_ratio"][:2])

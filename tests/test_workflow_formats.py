@@ -110,6 +110,13 @@ def test_dry_run_bci2a_plans_epochs_from_gdf(data, tmp_path):
     jobs = _planned(_snakemake(["config/bnci2014_001.yaml", over], "-n"))
     # subjects: [] -> the GDF files' subjects (A01T/A01E: "01"); fMRI stays simulated
     assert jobs.get("eeg_epochs") == 1 and "simulate_eeg" not in jobs and "simulate_fmri" in jobs, jobs
+    assert "eeg_truth" not in jobs, jobs   # a real dataset has no ground truth to check maps against
+
+
+def test_dry_run_simulated_eeg_plans_the_truth_check(tmp_path):
+    over = _override(tmp_path / "o.yaml", {"results_dir": str(tmp_path / "r")})
+    jobs = _planned(_snakemake(["config/tiny.yaml", over], "-n"))
+    assert jobs.get("eeg_truth") == 2 and jobs.get("subject_report") == 2, jobs   # one per simulated subject
 
 
 def test_fmri_betas_and_stimuli_run_on_miniature_nsd(data, tmp_path):

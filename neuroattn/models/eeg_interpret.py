@@ -339,7 +339,8 @@ def importance_truth_agreement(maps, ch_names, classes, truth_channels):
         rows.append({"class": cls, "top_channel": top, "top_in_truth": top in truth,
                      "truth_mass_ratio": float(row[idx].sum() / total / (len(idx) / len(ch_names))),
                      "best_truth_rank": rank})
-    return pd.DataFrame(rows, columns=["class", "top_channel", "top_in_truth", "truth_mass_ratio", "best_truth_rank"])
+    out = pd.DataFrame(rows, columns=["class", "top_channel", "top_in_truth", "truth_mass_ratio", "best_truth_rank"])
+    return out.astype({"best_truth_rank": "Int64"})
 
 
 def _info(ch_names, sfreq: float = 250.0):
