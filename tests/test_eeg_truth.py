@@ -156,3 +156,35 @@ def test_read_truth_channels_errors(tmp_path):
         read_truth_channels(tmp_path / "t.json", "02")
     with pytest.raises(KeyError, match="subjects.01 has no 'discriminative_channels'"):
         read_truth_channels(tmp_path / "t.json", "01")
+
+
+def test_reports_show_patterns_and_truth_check(tmp_path):
+    import mne
+
+    from neuroattn.leaderboard import score_row, write_scores
+    from neuroattn.report.eeg_maps import pattern_grid, truth_section
+    from neuroattn.report.group import build_group_report
+
+    truth = {"subjects": {"01": {"discriminative_channels": {"a": ["C4", "Cz"], "b": ["C3"], "c": ["Fz"]}}}}
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    _pred_h5(tmp_path / "within.h5", "within")
+    tsv = tmp_path / "sub-01_desc-truthcheck.tsv"
+    truth_check([tmp_path / "within.h5"], read_truth_channels(tmp_path / "truth.json", "01")).to_csv(tsv, sep="\t", index=False)
+    sec = truth_section(tsv)
+    cols = sec["table"]["columns"]
+    row = dict(zip(cols, sec["table"]["rows"][0]))
+    assert row["model"] == "csp_lda" and float(row["pattern: peak on truth"]) == pytest.approx(0.67)
+    assert float(row["importance: mass ratio"]) == pytest.approx(1.0)
+    info = mne.create_info(CH, SFREQ, "eeg")
+    info.set_montage("colin27_1020" if "colin27_1020" in mne.channels.get_builtin_montages() else "standard_1020")
+    with h5py.File(tmp_path / "within.h5") as f:
+        fig = pattern_grid({"csp_lda": f["csp_lda/pattern"][()]}, CH, ["a", "b", "c"], info, "x")
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 3
+    lb = tmp_path / "leaderboard.tsv"
+    write_scores(lb, [score_row("01", "eeg", "csp_lda", "within", "accuracy", 0.8, n=60)])
+    out = tmp_path / "report.html"
+    build_group_report(out, lb, {"seed": 0}, eeg_truth_tables=[tsv])
+    html = out.read_text()
+    assert "EEG maps vs simulated truth" in html and "pattern: 67% of classes peak on a truth channel" in html
+    build_group_report(out, lb, {"seed": 0})   # real data: no truth tables, no section
+    assert "EEG maps vs simulated truth" not in out.read_text()

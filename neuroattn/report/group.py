@@ -9,6 +9,7 @@ import pandas as pd
 from ..leaderboard import read_scores
 from . import figures
 from .html import fig_to_uri, render_page, table
+from .eeg_maps import group_truth_section
 from .provenance import provenance
 
 
@@ -69,7 +70,8 @@ def _subsampling_section(tables):
     return {"title": "Is the data large enough?", "text": text, "figures": figs}
 
 
-def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=(), subsampling_tables=()):
+def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=(), subsampling_tables=(),
+                       eeg_truth_tables=()):
     """Write ``results/report.html``.
 
     Parameters
@@ -79,6 +81,8 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     config : dict, the workflow configuration (shown in the provenance)
     feature_paths : feature caches (their weights: random / trained / pretrained)
     layer_tables : layer-commitment tables per subject
+    subsampling_tables : subsampling tables per subject
+    eeg_truth_tables : simulated-EEG truth-check tables per subject (rule ``eeg_truth``)
     """
     lb = read_scores(leaderboard)
     sections = []
@@ -118,6 +122,9 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     sub = _subsampling_section(subsampling_tables)
     if sub:
         sections.append(sub)
+    truth = group_truth_section(eeg_truth_tables) if eeg_truth_tables else None
+    if truth:
+        sections.append(truth)
     sections.append({"title": "Leaderboard", "text": f"{len(lb)} rows (results/scores/leaderboard.tsv).",
                      "table": table(lb)})
     subjects = sorted(s for s in lb.subject.astype(str).unique() if s != "group")

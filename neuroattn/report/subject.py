@@ -12,6 +12,7 @@ from ..leaderboard import read_scores
 from . import figures
 from .html import fig_to_uri, render_page, table
 from .provenance import provenance
+from .eeg_maps import PATTERN_CAPTION, pattern_grid, truth_section
 
 
 MAIN_METRIC = {"fmri": "noise_normalized_r2", "eeg": "accuracy"}
@@ -146,6 +147,7 @@ def _eeg_section(subject, epochs_path, table_path, model_preds):
             cms = {m: f[m]["confusion"][()] for m in models}
             imps = {m: (f[m]["importance"][()], f[m]["importance"].attrs.get("method", ""))
                     for m in models if "importance" in f[m]}
+            patterns = {m: f[m]["pattern"][()] for m in models if "pattern" in f[m]}
         if cms:
             figs.append({"uri": fig_to_uri(figures.confusion_grid(cms, classes, f"protocol {protocol}")),
                          "caption": f"confusion matrices, protocol {protocol} (rows true, columns predicted, summed over seeds)"})
@@ -153,6 +155,9 @@ def _eeg_section(subject, epochs_path, table_path, model_preds):
             imp, method = imps[m]
             figs.append({"uri": fig_to_uri(_topomaps(imp, ch, classes, epochs.info, f"{m} ({protocol})")),
                          "caption": f"channel importance per class of {m}, protocol {protocol} ({method})"})
+        if patterns:
+            figs.append({"uri": fig_to_uri(pattern_grid(patterns, ch, classes, epochs.info, f"activation patterns ({protocol})")),
+                         "caption": PATTERN_CAPTION.format(protocol=protocol)})
     return {"title": "EEG", "text": text, "figures": figs}
 
 
@@ -172,10 +177,11 @@ def _topomaps(imp, ch_names, classes, info, title):
 
 def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=None, split=None,
                          stimuli_dir=None, routing_preds=(), decode_pred=None, epochs=None,
-                         epochs_table=None, eeg_preds=(), feature_paths=()):
+                         epochs_table=None, eeg_preds=(), eeg_truth=None, feature_paths=()):
     """Write ``results/sub-<subject>/report.html`` from whatever inputs this subject has.
 
-    Parameters are paths; absent modalities are simply left out of the page.
+    Parameters are paths; absent modalities are simply left out of the page. ``eeg_truth``: the
+    simulated-EEG truth-check table (rule ``eeg_truth``).
     """
     lb = read_scores(leaderboard)
     n_examples = config.get("report", {}).get("n_examples", 6)
@@ -197,6 +203,10 @@ def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=
             sections.append(sec)
     if epochs:
         sections.append(_eeg_section(subject, epochs, epochs_table, eeg_preds))
+    if eeg_truth:
+        sec = truth_section(eeg_truth)
+        if sec:
+            sections.append(sec)
     d = lb[lb.subject.astype(str) == subject].drop(columns=["subject"])
     sections.append({"title": "All scores", "text": "This subject's rows of results/scores/leaderboard.tsv.",
                      "table": table(d)})

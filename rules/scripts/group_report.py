@@ -5,4 +5,5 @@ from neuroattn.utils import setup_logging
 setup_logging(snakemake.log[0])
 build_group_report(snakemake.output[0], snakemake.input.leaderboard, snakemake.params.config,
                    feature_paths=list(snakemake.input.features), layer_tables=list(snakemake.input.layers),
-                   subsampling_tables=list(snakemake.input.subsampling))
+                   subsampling_tables=list(snakemake.input.subsampling),
+                   eeg_truth_tables=list(snakemake.input.truthcheck))

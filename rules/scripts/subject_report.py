@@ -15,5 +15,6 @@ build_subject_report(
     betas=one("betas"), dseg=par.dseg, split=one("split"), stimuli_dir=par.stimuli_dir,
     routing_preds=list(inp.get("routing", [])), decode_pred=one("decode"), epochs=one("epochs"),
     epochs_table=one("epochs_table"), eeg_preds=list(inp.get("eeg_preds", [])),
+    eeg_truth=one("truthcheck"),
     feature_paths=list(inp.get("features", [])),
 )
