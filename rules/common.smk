@@ -136,6 +136,11 @@ def subject_report_inputs(wildcards):
                 f"{R}/sub-{s}/encode/sub-{s}_backbone-{backbone}_layer-{layer}_model-routing_pred.h5"
                 for layer in config["encode"]["layers"]
             ]
+            if FMRI_ROOT is None:  # simulated: the maps against the true routing
+                inputs["routing_truth"] = [
+                    f"{R}/sub-{s}/encode/sub-{s}_backbone-{backbone}_layer-{layer}_model-routing_desc-truthcheck.tsv"
+                    for layer in config["encode"]["layers"]
+                ]
         if len(FMRI_SUBJECTS) > 1:
             inputs["decode"] = [f"{R}/sub-{s}/decode/sub-{s}_model-incontext_pred.h5"]
     if s in EEG_SUBJECTS:

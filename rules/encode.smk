@@ -14,6 +14,7 @@ rule encode:
     params:
         model_cfg=lambda w: ENCODE.get(w.model.split("_")[0] if w.model.startswith("ridge") else w.model, {}),
         hemispheres=ENCODE.get("hemispheres", "auto"),
+        voxel_maps=lambda w: ENCODE.get("voxel_maps", 0) if w.model == "routing" else 0,
         seed=config["seed"],
         device=config["device"],
         checkpoint_dir=lambda w: f"{R}/checkpoints/encode/sub-{w.subject}_backbone-{w.backbone}_layer-{w.layer}_model-{w.model}",
@@ -39,3 +40,24 @@ SCORE_FILES += expand(
     layer=ENCODE["layers"],
     model=ENCODE["models"],
 )
+
+
+if FMRI_ROOT is None and "routing" in ENCODE["models"]:
+
+    rule routing_truth:
+        """Simulated data only: the routing encoder's attention and per-voxel maps against the
+        simulation's true routing (receptive fields, category routing)."""
+        input:
+            pred=f"{R}/sub-{{subject}}/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-routing_pred.h5",
+            betas=lambda w: betas_path(w.subject),
+            dataset=fmri_dataset,
+        output:
+            f"{R}/sub-{{subject}}/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-routing_desc-truthcheck.tsv",
+        params:
+            truth=lambda w: f"{fmri_root()}/derivatives/truth/sub-{w.subject}/sub-{w.subject}_desc-truth.h5",
+        log:
+            f"{R}/logs/routing_truth/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}.log",
+        conda:
+            "../environment.yml"
+        script:
+            "scripts/routing_truth.py"

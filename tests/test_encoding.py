@@ -92,3 +92,76 @@ def test_hemispheres_from_labels_or_coordinates(rng):
     with pytest.raises(ValueError, match="need an affine"):
         voxel_hemispheres(Betas(**kw), "coordinates")
     assert list(voxel_hemispheres(Betas(**kw))) == ["", "", ""]
+
+
+# ---------------------------------------------------------------------------- truth check (simulation)
+def _truth_check_files(tmp_path, ijk_in_betas=None):
+    """Grid 4x4; ret_V1.lh voxels with RFs centred on tokens (1,2), (1,2), (3,3); one cat voxel."""
+    s = h5py.string_dtype()
+    tok = np.array([[1, 2], [1, 2], [3, 3]])  # (row, col)
+    centre = np.full((4, 2), np.nan)
+    centre[:3] = (tok[:, ::-1] + 0.5) / 4  # (x, y) in [0, 1]
+    sigma = np.array([0.05, 0.05, 0.05, np.nan])
+    tijk = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0]])
+    routing = np.zeros((8, 8))
+    routing[:2, :2] = 1
+    with h5py.File(tmp_path / "truth.h5", "w") as f:
+        f.create_dataset("voxel_roi", data=np.array(["ret_V1", "ret_V1", "ret_V1", "cat_a"], object), dtype=s)
+        f.create_dataset("voxel_hemi", data=np.array(["lh"] * 4, object), dtype=s)
+        f.create_dataset("voxel_ijk", data=tijk)
+        f.create_dataset("rf_center", data=centre)
+        f.create_dataset("rf_sigma", data=sigma)
+        f.create_dataset("roi_routing/cat_a", data=routing / routing.sum())
+    order = [3, 2, 0, 1]  # the beta file lists the voxels in another order than the truth
+    with h5py.File(tmp_path / "betas.h5", "w") as f:
+        f.create_dataset("voxel_ijk", data=tijk[order] if ijk_in_betas is None else ijk_in_betas)
+    vmaps = np.zeros((4, 4, 4))
+    for v, t in enumerate(order):
+        if t < 3:
+            vmaps[v, tok[t, 0], tok[t, 1]] = 1.0  # each voxel's map on its own RF centre
+        else:
+            vmaps[v] = 1 / 16
+    att = np.zeros((2, 4, 4))
+    att[0, 3, 3] = 1.0
+    att[1] = 1 / 16
+    with h5py.File(tmp_path / "pred.h5", "w") as f:
+        f.create_dataset("voxel_index", data=np.arange(4))
+        f.create_dataset("voxel_roi", data=np.array(["cat_a", "ret_V1", "ret_V1", "ret_V1"], object), dtype=s)
+        f.create_dataset("voxel_hemi", data=np.array(["lh"] * 4, object), dtype=s)
+        f.create_dataset("voxel_maps", data=vmaps)
+        g = f.create_group("attention")
+        g.attrs["kind"] = "attention"
+        g.create_dataset("rois", data=np.array(["ret_V1.lh", "cat_a.lh"], object), dtype=s)
+        g.create_dataset("mean", data=att)
+    return tmp_path / "pred.h5", tmp_path / "truth.h5", tmp_path / "betas.h5"
+
+
+def test_routing_truth_check_by_hand(tmp_path):
+    from neuroattn.models.encoding import routing_truth_check
+
+    t = routing_truth_check(*_truth_check_files(tmp_path)).set_index(["query", "measure"])
+    ret = t.loc["ret_V1.lh"]
+    # attention on token (3, 3); the true map peaks at (1, 2) where two of the three RFs sit
+    assert ret.loc["attention_peak_distance", "value"] == pytest.approx(np.hypot(2, 1))
+    assert ret.loc["attention_centroid_distance", "value"] == pytest.approx(np.hypot(4 / 3, 2 / 3), abs=0.05)
+    assert ret.loc["attention_centroid_distance", "reference"] == pytest.approx(np.hypot(1.5 - 5 / 3, 1.5 - 7 / 3), abs=0.05)
+    # voxel maps on their own RF centres: distance 0; reference = the ROI's mean centre (5/3, 7/3)
+    assert ret.loc["voxel_peak_distance", "value"] == 0.0
+    assert ret.loc["voxel_peak_distance", "reference"] == pytest.approx(np.hypot(2 / 3, 1 / 3))
+    assert ret.loc["voxel_within_one_token", "value"] == 1.0
+    assert ret.loc["voxel_within_one_token", "reference"] == pytest.approx(2 / 3)
+    assert ret.loc["voxel_peak_distance", "n"] == 3
+    cat = t.loc["cat_a.lh"]  # category query: map-level rows only (no receptive fields)
+    assert sorted(cat.index) == ["attention_centroid_distance", "attention_peak_distance", "attention_r"]
+
+
+def test_routing_truth_check_refuses_voxels_missing_from_the_truth(tmp_path):
+    from neuroattn.models.encoding import routing_truth_check
+
+    files = _truth_check_files(tmp_path, ijk_in_betas=np.array([[3, 0, 0], [2, 0, 0], [9, 9, 9], [1, 0, 0]]))
+    with pytest.raises(ValueError, match=r"betas\.h5: 1 voxel\(s\) not in the truth file"):
+        routing_truth_check(*files)
+    with h5py.File(files[0], "a") as f:
+        del f["attention"]
+    with pytest.raises(ValueError, match="no attention maps"):
+        routing_truth_check(*files)

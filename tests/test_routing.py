@@ -126,6 +126,28 @@ def test_attention_routes_to_the_planted_locations(rng):
     for (i, j), (_, row) in zip(locs, summary.iterrows()):
         assert (row.peak_row, row.peak_col) == (i, j)
         assert row.peak_weight > 0.5
+    vm = enc.voxel_maps(X[te][:20])  # each voxel's own map peaks where its ROI reads
+    assert vm.shape == (30, 5, 5)
+    np.testing.assert_allclose(vm.sum((1, 2)), 1.0, atol=1e-9)
+    peaks = [np.unravel_index(np.argmax(m), m.shape) for m in vm]
+    assert peaks == [locs[r] for r in range(3) for _ in range(10)]
+
+
+def test_token_contributions_equal_finite_differences():
+    torch.manual_seed(0)
+    m = RoutingModule(6, (2, 3), np.array([0, 1, 1]), d_model=8, n_heads=2, dim_feedforward=16,
+                      dropout=0.0).double().eval()
+    x = torch.randn(2, 6, 6, dtype=torch.float64)
+    J = m.token_contributions(x)
+    assert J.shape == (2, 2, 8, 6)
+    eps = 1e-6
+    for t in (0, 4):
+        g = torch.ones(6, dtype=torch.float64)
+        g[t] += eps
+        up = m.tokens(x * g[None, :, None])[0]
+        g[t] -= 2 * eps
+        down = m.tokens(x * g[None, :, None])[0]
+        torch.testing.assert_close(J[..., t], (up - down) / (2 * eps), rtol=1e-5, atol=1e-7)
 
 
 # ---------------------------------------------------------------------------- estimator contract

@@ -23,8 +23,9 @@ for ``routing`` (attention) and ``spatial_feature`` (learned spatial maps) a gro
 with ``rois`` (Q,) query names, ``mean`` (Q, h, w) mean map over test images, ``examples``
 (n_ex, Q, h, w) and ``example_images`` (n_ex,), and per-query summary columns under
 ``attention/summary/`` (see :func:`~neuroattn.models.routing.summarize_attention`); attribute
-``kind`` = ``attention`` or ``spatial_map``. Root attributes: subject, backbone, layer, model,
-n_train, n_test, n_dropped_voxels, params (JSON).
+``kind`` = ``attention`` or ``spatial_map``; for ``routing`` with ``voxel_maps`` on, a dataset
+``voxel_maps`` (V, h, w) float32, each voxel's routing map (:meth:`RoutingEncoder.voxel_maps`).
+Root attributes: subject, backbone, layer, model, n_train, n_test, n_dropped_voxels, params (JSON).
 """
 from __future__ import annotations
 
@@ -193,8 +194,11 @@ def score_rows(subject, model, Y_test, pred, voxel_roi, ncsnr, test_repeats):
 
 
 def run_encoding(data: EncodingData, model: str, params: dict | None = None, *, seed: int = 0,
-                 device: str = "auto", n_examples: int = 6):
+                 device: str = "auto", n_examples: int = 6, voxel_maps: int = 0):
     """Fit ``model`` on the training images, predict the test images, score per ROI.
+
+    ``voxel_maps`` > 0 (routing only): also compute each voxel's routing map on the first
+    ``voxel_maps`` test images (``maps["voxel_maps"]``).
 
     Returns
     -------
@@ -216,6 +220,8 @@ def run_encoding(data: EncodingData, model: str, params: dict | None = None, *, 
         att = est.attention_maps(data.X_test)
         maps = {"kind": "attention", "rois": list(est.query_names_), "mean": att.mean(axis=0),
                 "examples": att[:n_examples], "example_images": data.test_images[:n_examples]}
+        if voxel_maps:
+            maps["voxel_maps"] = est.voxel_maps(data.X_test[:voxel_maps])
     elif model == "spatial_feature":
         m = est.spatial_maps()
         maps = {"kind": "spatial_map", "rois": list(est.query_names_), "mean": m}
@@ -249,6 +255,8 @@ def write_predictions(path, data: EncodingData, result: dict, *, backbone="", la
             g.attrs["kind"] = maps["kind"]
             g.create_dataset("rois", data=np.asarray(maps["rois"], dtype=object), dtype=_STR)
             g.create_dataset("mean", data=np.asarray(maps["mean"], dtype=np.float32))
+            if "voxel_maps" in maps:
+                f.create_dataset("voxel_maps", data=np.asarray(maps["voxel_maps"], dtype=np.float32))
             if "examples" in maps:
                 g.create_dataset("examples", data=np.asarray(maps["examples"], dtype=np.float32))
                 g.create_dataset("example_images", data=np.asarray(maps["example_images"]).astype(object),
@@ -329,3 +337,103 @@ def routing_agreement(maps, truth, names):
         rows.append({"query": name, "r": float(r), "peak_distance": float(np.hypot(pi - ti, pj - tj)),
                      "peak_row": int(pi), "peak_col": int(pj), "true_row": int(ti), "true_col": int(tj)})
     return pd.DataFrame(rows)
+
+
+def _centroid(m: np.ndarray) -> np.ndarray:
+    """(row, col) centre of mass of non-negative maps (..., h, w) -> (..., 2)."""
+    h, w = m.shape[-2:]
+    m = m / m.sum((-2, -1), keepdims=True)
+    return np.stack([(m.sum(-1) * np.arange(h)).sum(-1), (m.sum(-2) * np.arange(w)).sum(-1)], -1)
+
+
+def routing_truth_check(pred_path, truth_path, betas_path):
+    """How well a fitted routing encoder's maps recover a simulation's true routing.
+
+    Only for simulated data (models never read the truth). Two levels:
+
+    * per query (``attention_*`` measures): the head-averaged attention map (mean over test
+      images) against the true map of :func:`truth_routing_maps`: ``attention_r`` (Pearson over
+      grid cells), ``attention_peak_distance`` (tokens between the two maxima; reference: the
+      mean distance of a grid cell chosen at random) and ``attention_centroid_distance``
+      (tokens between the centres of mass; reference: a uniform map's centre).
+    * per retinotopic query, over its voxels (``voxel_*``; needs ``voxel_maps`` in the
+      prediction file): each voxel's routing map against its own true receptive-field centre:
+      ``voxel_peak_distance`` and ``voxel_centroid_distance`` (medians over voxels, tokens) and
+      ``voxel_within_one_token`` (fraction of voxels whose map peaks within one token). The
+      reference of each is what a model knowing only the query's mean receptive-field centre
+      would score: voxel maps below it resolve individual receptive fields.
+
+    Parameters
+    ----------
+    pred_path : path
+        Routing prediction file of :func:`write_predictions`.
+    truth_path : path
+        The simulation's ``sub-<s>_desc-truth.h5``.
+    betas_path : path
+        The beta file the encoder was fitted on (``voxel_ijk`` locates its voxels in the truth).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``query``, ``measure``, ``value``, ``reference``, ``n`` (voxels).
+    """
+    import pandas as pd
+
+    with h5py.File(pred_path, "r") as f:
+        if "attention" not in f or f["attention"].attrs.get("kind") != "attention":
+            raise ValueError(f"{pred_path}: no attention maps (not a routing prediction file)")
+        names = list(f["attention/rois"].asstr()[()])
+        maps = f["attention/mean"][()].astype(np.float64)
+        vmaps = f["voxel_maps"][()].astype(np.float64) if "voxel_maps" in f else None
+        vidx = f["voxel_index"][()]
+    grid = maps.shape[1:]
+    truth = truth_routing_maps(truth_path, names, grid)
+    agree = routing_agreement(maps, truth, names).set_index("query")
+    cells = np.stack(np.meshgrid(np.arange(grid[0]), np.arange(grid[1]), indexing="ij"), -1).reshape(-1, 2)
+    centre = (np.asarray(grid) - 1) / 2.0
+    rows = []
+    for q, name in enumerate(names):
+        if name not in agree.index:
+            continue
+        a = agree.loc[name]
+        tpeak = np.array([a.true_row, a.true_col])
+        rows += [
+            (name, "attention_r", a.r, 0.0, np.nan),
+            (name, "attention_peak_distance", a.peak_distance,
+             float(np.hypot(*(cells - tpeak).T).mean()), np.nan),
+            (name, "attention_centroid_distance", float(np.hypot(*(_centroid(maps[q]) - _centroid(truth[q])))),
+             float(np.hypot(*(centre - _centroid(truth[q])))), np.nan),
+        ]
+    if vmaps is not None:
+        with h5py.File(betas_path, "r") as f:
+            bijk = f["voxel_ijk"][()][vidx]
+        with h5py.File(truth_path, "r") as f:
+            tijk, rfc = f["voxel_ijk"][()], f["rf_center"][()]
+        lut = {tuple(v): i for i, v in enumerate(tijk)}
+        missing = [tuple(v) for v in bijk if tuple(v) not in lut]
+        if missing:
+            raise ValueError(f"{betas_path}: {len(missing)} voxel(s) not in the truth file {truth_path}, "
+                             f"e.g. {missing[0]}")
+        ti = np.array([lut[tuple(v)] for v in bijk])
+        h, w = grid
+        centre_rc = rfc[ti][:, ::-1] * np.array([h, w]) - 0.5  # (row, col) in token units
+        with h5py.File(pred_path, "r") as f:
+            roi, hemi = f["voxel_roi"].asstr()[()], f["voxel_hemi"].asstr()[()]
+        key = np.array([f"{r}.{hm}" if hm else r for r, hm in zip(roi, hemi)])
+        ok = np.isfinite(centre_rc[:, 0]) & np.isfinite(vmaps).all((1, 2))
+        for name in sorted(set(key[ok])):
+            sel = ok & (key == name)
+            if sel.sum() < 2:
+                continue
+            vm, c = vmaps[sel], centre_rc[sel]
+            peak = np.array([np.unravel_index(np.argmax(m), m.shape) for m in vm])
+            d_peak = np.hypot(*(peak - c).T)
+            d_cent = np.hypot(*(_centroid(vm) - c).T)
+            d_ref = np.hypot(*(c.mean(0) - c).T)
+            n = int(sel.sum())
+            rows += [
+                (name, "voxel_peak_distance", float(np.median(d_peak)), float(np.median(d_ref)), n),
+                (name, "voxel_centroid_distance", float(np.median(d_cent)), float(np.median(d_ref)), n),
+                (name, "voxel_within_one_token", float(np.mean(d_peak <= 1)), float(np.mean(d_ref <= 1)), n),
+            ]
+    return pd.DataFrame(rows, columns=["query", "measure", "value", "reference", "n"])

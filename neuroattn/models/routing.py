@@ -382,6 +382,21 @@ class RoutingModule(nn.Module):
     def forward(self, x):
         return self.readout(self.tokens(x)[0])
 
+    def token_contributions(self, x) -> torch.Tensor:
+        """Derivative of the output query tokens with respect to a gain on each input token.
+
+        ``J[b, q, :, t] = d tokens[b, q] / d g_t`` at ``g = 1`` for the input ``x[b, t] * g_t``,
+        i.e. gradient x input of the output token summed over the token's channels (forward-mode
+        differentiation, one pass per token). Returns (B, Q, d, T).
+        """
+        from torch.func import jacfwd, vmap
+
+        def out(gain, xi):
+            return self.tokens((xi * gain[:, None]).unsqueeze(0), need_weights=True)[0][0]
+
+        gain = torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
+        return vmap(jacfwd(out), in_dims=(None, 0))(gain, x)
+
     def attention(self, x) -> torch.Tensor:
         """Head-averaged cross-attention of the last layer, (B, Q, h, w)."""
         _, maps = self.tokens(x, need_weights=True)
@@ -675,6 +690,47 @@ class RoutingEncoder(TorchVoxelEncoder):
             for s in range(0, len(Xs), batch_size):
                 out[s:s + batch_size] += m.attention(Xs[s:s + batch_size]).numpy()
         return out / len(self.modules_)
+
+    def voxel_maps(self, X, batch_size: int = 16) -> np.ndarray:
+        """Each voxel's routing map: where on the token grid its prediction comes from.
+
+        For voxel ``v`` reading query ``q``, the contribution of token ``t`` to the prediction for
+        image ``n`` is the gradient x input of the prediction with respect to that token
+        (``w_v . d tokens[q] / d g_t``, see :meth:`RoutingModule.token_contributions`; the
+        ensemble's contributions are averaged, as its predictions are). The map is the mean
+        absolute contribution over images, normalised to sum to 1: the model's estimate of the
+        voxel's receptive field on the grid (a population receptive field for retinotopic voxels).
+
+        Parameters
+        ----------
+        X : array, (n_images, T, C) or (n_images, C, h, w)
+        batch_size : int
+            Images per forward-mode pass (memory grows with ``batch_size * Q * d * T``).
+
+        Returns
+        -------
+        ndarray, (n_voxels, h, w)
+            NaN rows for voxels dropped in ``fit``.
+        """
+        Xs = torch.as_tensor(self._check_X(X))
+        keep = np.flatnonzero(self.voxel_mask_)
+        group = torch.as_tensor(self.voxel_group_)
+        T = Xs.shape[1]
+        total = torch.zeros(len(keep), T, dtype=torch.float64)
+        for s in range(0, len(Xs), batch_size):
+            xb = Xs[s:s + batch_size]
+            contrib = torch.zeros(len(xb), len(keep), T)
+            for m in self.modules_:
+                m.eval()
+                with torch.no_grad():
+                    J = m.token_contributions(xb)  # (B, Q, d, T)
+                    w, _ = m.readout.full_weight()  # (V, d)
+                    contrib += torch.einsum("vd,bvdt->bvt", w, J[:, group])
+            total += (contrib / len(self.modules_)).abs().sum(0).double()
+        maps = (total / total.sum(1, keepdim=True).clamp_min(1e-30)).numpy()
+        out = np.full((self.n_voxels_in_,) + tuple(self.grid_), np.nan)
+        out[keep] = maps.reshape((len(keep),) + tuple(self.grid_))
+        return out
 
 
 def summarize_attention(maps: np.ndarray, names) -> pd.DataFrame:

@@ -19,7 +19,8 @@ try:
     if w.model in ("routing", "spatial_feature"):  # trained models resume from their checkpoints
         ckdir = Path(par.checkpoint_dir) / run_key(params, par.seed, par.hemispheres, inp.betas, inp.features, inp.split)
         fit_params["checkpoint_dir"] = str(ckdir)
-    result = run_encoding(data, w.model, fit_params, seed=int(par.seed), device=par.device)
+    result = run_encoding(data, w.model, fit_params, seed=int(par.seed), device=par.device,
+                          voxel_maps=int(par.voxel_maps))
     write_predictions(out.pred, data, result, backbone=w.backbone, layer=w.layer, model=w.model, params=params)
     write_scores(out.scores, result["rows"])
     if ckdir is not None:
