@@ -73,3 +73,15 @@ def test_group_report_renders_in_headless_chromium(tmp_path, leaderboard):
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert img.shape == (1400, 1000)
     assert img.std() > 10, "the screenshot is blank"
+
+
+def test_routing_truth_section_shows_value_and_reference(tmp_path):
+    from neuroattn.report.subject import _routing_truth_section
+
+    p = tmp_path / "sub-01_backbone-b_layer-l_model-routing_desc-truthcheck.tsv"
+    pd.DataFrame({"query": ["ret_V1.lh", "ret_V1.lh"], "measure": ["attention_r", "voxel_peak_distance"],
+                  "value": [0.5, 1.25], "reference": [0.0, 1.1], "n": [None, 12]}).to_csv(p, sep="\t", index=False)
+    sec = _routing_truth_section([p])
+    t = sec["table"]
+    assert t["columns"] == ["file", "query", "attention_r", "voxel_peak_distance"]
+    assert t["rows"] == [["sub-01_backbone-b_layer-l", "ret_V1.lh", "0.50 (0.00)", "1.25 (1.10)"]]

@@ -102,6 +102,27 @@ def _attention_section(pred_paths, stim_dir, n_examples):
     return {"title": "Attention routing maps", "figures": figs}
 
 
+def _routing_truth_section(paths):
+    """Simulated data: the routing maps against the true routing (neuroattn.models.encoding)."""
+    import pandas as pd
+
+    frames = []
+    for p in paths:
+        t = pd.read_csv(p, sep="\t")
+        t["cell"] = [f"{v:.2f} ({r:.2f})" for v, r in zip(t.value, t.reference)]
+        frames.append(t.assign(file=Path(p).name.split("_model-")[0]))
+    if not frames:
+        return None
+    d = pd.concat(frames).pivot_table(index=["file", "query"], columns="measure", values="cell", aggfunc="first")
+    return {"title": "Routing maps against the simulation's truth",
+            "text": ("Each cell: value (reference). attention_*: the query's head-averaged attention (mean over "
+                     "test images) against its true routing map; references: a random grid cell (peak) and a "
+                     "uniform map (centroid). voxel_*: each retinotopic voxel's routing map (gradient x input "
+                     "per token) against its own receptive-field centre, medians over voxels, in tokens; "
+                     "reference: predicting every voxel's centre by its ROI's mean centre."),
+            "table": table(d.reset_index())}
+
+
 def _decode_section(pred_path, stim_dir, n_examples):
     """Decoded (top-1 retrieved) vs true test images for the held-out subject, and accuracy vs k."""
     with h5py.File(pred_path, "r") as f:
@@ -177,7 +198,7 @@ def _topomaps(imp, ch_names, classes, info, title):
 
 def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=None, split=None,
                          stimuli_dir=None, routing_preds=(), decode_pred=None, epochs=None,
-                         epochs_table=None, eeg_preds=(), eeg_truth=None, feature_paths=()):
+                         epochs_table=None, eeg_preds=(), eeg_truth=None, feature_paths=(), routing_truth=()):
     """Write ``results/sub-<subject>/report.html`` from whatever inputs this subject has.
 
     Parameters are paths; absent modalities are simply left out of the page. ``eeg_truth``: the
@@ -195,6 +216,10 @@ def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=
         sections.append(_fmri_section(subject, betas, dseg, test_images))
     if routing_preds and stimuli_dir:
         sec = _attention_section(routing_preds, stimuli_dir, n_examples)
+        if sec:
+            sections.append(sec)
+    if routing_truth:
+        sec = _routing_truth_section(routing_truth)
         if sec:
             sections.append(sec)
     if decode_pred and stimuli_dir:

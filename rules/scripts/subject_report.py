@@ -16,5 +16,5 @@ build_subject_report(
     routing_preds=list(inp.get("routing", [])), decode_pred=one("decode"), epochs=one("epochs"),
     epochs_table=one("epochs_table"), eeg_preds=list(inp.get("eeg_preds", [])),
     eeg_truth=one("truthcheck"),
-    feature_paths=list(inp.get("features", [])),
+    feature_paths=list(inp.get("features", [])), routing_truth=list(inp.get("routing_truth", [])),
 )
