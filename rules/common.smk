@@ -204,3 +204,25 @@ check_backbone_weights()
 def eeg_model_inputs(wildcards):
     subjects = EEG_SUBJECTS if wildcards.protocol == "loso" else [wildcards.subject]
     return [epochs_path(s) for s in subjects]
+
+
+# Simulated EEG (empty eeg.bids_root, format bids): the simulator's truth lets rule eeg_truth check
+# the channel maps. A real dataset has none.
+EEG_SIMULATED = EEG_FORMAT == "bids" and EEG_ROOT is None
+
+
+def routing_truth_files():
+    """The routing truth-check tables of every fMRI subject and encoded layer (simulated fMRI only)."""
+    if FMRI_ROOT is not None or "routing" not in config["encode"]["models"]:
+        return []
+    b = config["encode"]["backbone"]
+    return [f"{R}/sub-{s}/encode/sub-{s}_backbone-{b}_layer-{layer}_model-routing_desc-truthcheck.tsv"
+            for s in FMRI_SUBJECTS for layer in config["encode"]["layers"]]
+
+
+def eeg_truth_files(wildcards=None):
+    """The truth-check tables (simulated EEG): one subject's with ``wildcards``, else all; none on real data."""
+    if not EEG_SIMULATED:
+        return []
+    subjects = EEG_SUBJECTS if wildcards is None else [s for s in EEG_SUBJECTS if s == wildcards.subject]
+    return [f"{R}/sub-{s}/eeg/models/sub-{s}_desc-truthcheck.tsv" for s in subjects]

@@ -2,6 +2,7 @@
 # subject x protocol runs every configured model (one start-up, one data load).
 # `within`: train session 1, test session 2; `loso`: the subject held out, trained on the others.
 EM = config["eeg_models"]
+EEG_PROTOCOLS = [p for p in EM["protocols"] if p == "within" or len(EEG_SUBJECTS) > 1]  # loso needs 2+ subjects
 
 
 rule eeg_model:
@@ -33,14 +34,13 @@ rule eeg_model:
 SCORE_FILES += expand(
     rules.eeg_model.output.scores,
     subject=EEG_SUBJECTS,
-    protocol=[p for p in EM["protocols"] if p == "within" or len(EEG_SUBJECTS) > 1],
+    protocol=EEG_PROTOCOLS,
 )
 
 
 # Simulated EEG only: do the channel maps (activation pattern, importance) peak on the channels the
-# simulator made class-discriminative (derivatives/truth/truth.json)? A real dataset has no truth.
-EEG_SIMULATED = EEG_FORMAT == "bids" and EEG_ROOT is None
-EEG_PROTOCOLS = [p for p in EM["protocols"] if p == "within" or len(EEG_SUBJECTS) > 1]
+# simulator made class-discriminative (derivatives/truth/truth.json)? A real dataset has no truth
+# (rules/common.smk: EEG_SIMULATED, eeg_truth_files).
 
 
 rule eeg_truth:
@@ -62,10 +62,3 @@ rule eeg_truth:
     script:
         "scripts/eeg_truth.py"
 
-
-def eeg_truth_files(wildcards=None):
-    """The truth-check tables (simulated EEG), of one subject with ``wildcards``, else all; none on real data."""
-    if not EEG_SIMULATED:
-        return []
-    subjects = EEG_SUBJECTS if wildcards is None else [s for s in EEG_SUBJECTS if s == wildcards.subject]
-    return expand(rules.eeg_truth.output[0], subject=subjects)
