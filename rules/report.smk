@@ -31,6 +31,7 @@ rule group_report:
         layers=COMMITMENT_LAYER_FILES,
         subsampling=SUBSAMPLING_FILES,
         truthcheck=eeg_truth_files(),  # simulated EEG only (else empty)
+        routing_truth=routing_truth_files(),  # simulated fMRI only (else empty)
     output:
         report(f"{R}/report.html", category="Group"),
     params:

@@ -85,3 +85,17 @@ def test_routing_truth_section_shows_value_and_reference(tmp_path):
     t = sec["table"]
     assert t["columns"] == ["file", "query", "attention_r", "voxel_peak_distance"]
     assert t["rows"] == [["sub-01_backbone-b_layer-l", "ret_V1.lh", "0.50 (0.00)", "1.25 (1.10)"]]
+
+
+def test_group_routing_truth_section_takes_medians_over_subjects(tmp_path):
+    from neuroattn.report.group import routing_truth_section
+
+    paths = []
+    for s, (a, b) in enumerate([(1.0, 3.0), (2.0, 4.0)]):
+        p = tmp_path / f"sub-0{s}.tsv"
+        pd.DataFrame({"query": ["ret_V1.lh", "ret_V2.lh", "cat_a.lh"], "measure": ["voxel_peak_distance"] * 3,
+                      "value": [a, b, 9.0], "reference": [1.0, 1.0, 1.0]}).to_csv(p, sep="\t", index=False)
+        paths.append(p)
+    rows = {r[0]: r for r in routing_truth_section(paths)["table"]["rows"]}
+    assert rows["ret_*"][2] == "2.500"  # subject medians 2.0 and 3.0 -> 2.5
+    assert rows["cat_*"][2] == "9.000" and rows["cat_*"][-1] == "2"

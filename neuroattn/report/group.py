@@ -70,8 +70,30 @@ def _subsampling_section(tables):
     return {"title": "Is the data large enough?", "text": text, "figures": figs}
 
 
+def routing_truth_section(tables):
+    """Routing maps against the simulated truth: per ROI kind and measure, medians over subjects
+    of each subject's median over queries (value and reference; rule ``routing_truth``)."""
+    import pandas as pd
+
+    frames = [pd.read_csv(p, sep="\t").assign(file=str(p)) for p in tables]
+    if not frames:
+        return None
+    d = pd.concat(frames)
+    d["rois"] = d["query"].str.extract(r"^([^_.]+)_")[0].fillna(d["query"]) + "_*"
+    per = d.groupby(["rois", "measure", "file"])[["value", "reference"]].median()
+    s = per.groupby(["rois", "measure"]).median().reset_index()
+    s["subjects"] = per.groupby(["rois", "measure"]).size().to_numpy()
+    return {"title": "Routing maps against the simulation's truth",
+            "text": ("Medians over subjects of each subject's median over queries. attention_*: head-averaged "
+                     "attention per query (peak/centroid distances in tokens; references: a random grid cell, "
+                     "a uniform map). voxel_*: each retinotopic voxel's routing map against its own "
+                     "receptive-field centre; reference: every voxel placed at its ROI's mean centre. Lower "
+                     "distances than the reference mean the maps locate what the ROI (or voxel) reads."),
+            "table": table(s)}
+
+
 def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=(), subsampling_tables=(),
-                       eeg_truth_tables=()):
+                       eeg_truth_tables=(), routing_truth_tables=()):
     """Write ``results/report.html``.
 
     Parameters
@@ -83,6 +105,7 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     layer_tables : layer-commitment tables per subject
     subsampling_tables : subsampling tables per subject
     eeg_truth_tables : simulated-EEG truth-check tables per subject (rule ``eeg_truth``)
+    routing_truth_tables : simulated-fMRI routing truth-check tables (rule ``routing_truth``)
     """
     lb = read_scores(leaderboard)
     sections = []
@@ -122,6 +145,9 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     sub = _subsampling_section(subsampling_tables)
     if sub:
         sections.append(sub)
+    rt = routing_truth_section(routing_truth_tables)
+    if rt:
+        sections.append(rt)
     truth = group_truth_section(eeg_truth_tables) if eeg_truth_tables else None
     if truth:
         sections.append(truth)
