@@ -67,6 +67,9 @@ def test_power_window_respects_epoch_start():
     a = band_log_power(X, SFREQ, tmin=0.5, epoch_tmin=-0.5)
     b = band_log_power(X, SFREQ, tmin=1.0, epoch_tmin=0.0)
     np.testing.assert_allclose(a, b)
+    # epochs starting after tmin: the whole epoch is the window
+    np.testing.assert_allclose(band_log_power(X, SFREQ, tmin=0.5, epoch_tmin=1.0),
+                               band_log_power(X, SFREQ, tmin=0.0, epoch_tmin=0.0))
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -173,7 +173,8 @@ def band_log_power(X_raw, sfreq: float, band=(8.0, 30.0), tmin: float = 0.5,
         Pass band in Hz (zero-phase FIR, :func:`mne.filter.filter_data`, applied to the whole
         epoch before cropping so that the window is free of edge effects).
     tmin : float
-        Start of the power window in seconds after the cue; the window runs to the end of the epoch.
+        Start of the power window in seconds after the cue (or the epoch's start if that is later);
+        the window runs to the end of the epoch.
     epoch_tmin : float
         Time of the epoch's first sample relative to the cue (config ``eeg.tmin``).
 
@@ -200,8 +201,8 @@ def band_log_power(X_raw, sfreq: float, band=(8.0, 30.0), tmin: float = 0.5,
     lo, hi = (float(b) for b in band)
     if not 0 < lo < hi < sfreq / 2:
         raise ValueError(f"band must satisfy 0 < low < high < sfreq/2 = {sfreq / 2:g} Hz, got {tuple(band)}")
-    start = int(round((tmin - epoch_tmin) * sfreq))
-    if start < 0 or X.shape[2] - start < 2:
+    start = max(0, int(round((tmin - epoch_tmin) * sfreq)))
+    if X.shape[2] - start < 2:
         raise ValueError(f"power window from {tmin:g} s after the cue is outside the epoch ({X.shape[2]} samples "
                          f"at {sfreq:g} Hz starting {epoch_tmin:g} s after the cue)")
     Xb = mne.filter.filter_data(X, sfreq, lo, hi, n_jobs=None, verbose="error")
