@@ -295,3 +295,17 @@ def test_electrode_space_maps_reproduce_model_input():
     np.testing.assert_allclose(np.einsum("ncd,ndt->nct", maps, X), euclidean_alignment(X, groups=d.sessions),
                                rtol=1e-6, atol=1e-8)
     np.testing.assert_array_equal(_alignment_maps(X, d.sessions, False)[0], np.eye(8))
+
+
+def test_oas_covariances_equal_pyriemann():
+    from pyriemann.estimation import Covariances
+
+    from neuroattn.models.eeg_estimators import OASCovariances
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((7, 5, 40)) * rng.uniform(0.5, 3, (1, 5, 1)) + rng.standard_normal((7, 5, 1))
+    X[0, 1] = X[0, 0]  # a rank-deficient trial
+    np.testing.assert_allclose(OASCovariances().fit_transform(X), Covariances(estimator="oas").fit_transform(X),
+                               rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="n_trials, n_chans, n_times"):
+        OASCovariances().transform(X[0])

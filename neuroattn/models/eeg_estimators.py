@@ -22,10 +22,10 @@ split of the *training* data only.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
 __all__ = [
-    "ClassicEEGClassifier", "TorchEEGClassifier", "make_eeg_estimator", "check_channels",
+    "ClassicEEGClassifier", "OASCovariances", "TorchEEGClassifier", "make_eeg_estimator", "check_channels",
     "MODEL_NAMES", "TORCH_ARCHS",
 ]
 
@@ -89,6 +89,39 @@ class _EEGBase(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
+class OASCovariances(TransformerMixin, BaseEstimator):
+    """Per-trial OAS-shrunk covariance matrices, all trials at once.
+
+    The estimator of ``pyriemann.estimation.Covariances(estimator="oas")`` (which calls
+    ``sklearn.covariance.oas`` once per trial): each trial is centred over time, its empirical
+    covariance ``S`` is shrunk towards ``mu I`` (``mu = tr(S) / C``) by
+    ``min((a + mu^2) / ((T + 1) (a - mu^2 / C)), 1)`` with ``a`` the mean of ``S**2`` (Chen et al.
+    2010, as scikit-learn writes it). Vectorised over trials, which makes the tangent-space
+    pipeline and its occlusion importance ~20x faster; a test checks equality with pyriemann.
+    """
+
+    def fit(self, X, y=None):
+        """Nothing to learn; returns self."""
+        return self
+
+    def transform(self, X):
+        """Covariances (n_trials, C, C) of trials ``X`` (n_trials, C, T)."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 3:
+            raise ValueError(f"expected trials (n_trials, n_chans, n_times), got shape {X.shape}")
+        n_chans, n_times = X.shape[1:]
+        Xc = X - X.mean(axis=2, keepdims=True)
+        emp = Xc @ Xc.transpose(0, 2, 1) / n_times
+        alpha = (emp**2).mean(axis=(1, 2))
+        mu = np.trace(emp, axis1=1, axis2=2) / n_chans
+        num = alpha + mu**2
+        den = (n_times + 1) * (alpha - mu**2 / n_chans)
+        shrink = np.where(den == 0, 1.0, np.minimum(num / np.where(den == 0, 1.0, den), 1.0))
+        cov = (1.0 - shrink)[:, None, None] * emp
+        cov[:, np.arange(n_chans), np.arange(n_chans)] += (shrink * mu)[:, None]
+        return cov
+
+
 class ClassicEEGClassifier(_EEGBase):
     """CSP+LDA or tangent space + logistic regression behind the common interface.
 
@@ -123,7 +156,8 @@ class ClassicEEGClassifier(_EEGBase):
             from pyriemann.tangentspace import TangentSpace
             from sklearn.linear_model import LogisticRegression
 
-            return make_pipeline(Covariances(estimator=self.cov_estimator), TangentSpace(metric="riemann"),
+            cov = OASCovariances() if self.cov_estimator == "oas" else Covariances(estimator=self.cov_estimator)
+            return make_pipeline(cov, TangentSpace(metric="riemann"),
                                  LogisticRegression(C=self.C, max_iter=2000))
         raise ValueError(f"kind must be one of {list(CLASSIC)}, got {self.kind!r}")
 
