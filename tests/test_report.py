@@ -83,8 +83,8 @@ def test_routing_truth_section_shows_value_and_reference(tmp_path):
                   "value": [0.5, 1.25], "reference": [0.0, 1.1], "n": [None, 12]}).to_csv(p, sep="\t", index=False)
     sec = _routing_truth_section([p])
     t = sec["table"]
-    assert t["columns"] == ["file", "query", "attention_r", "voxel_peak_distance"]
-    assert t["rows"] == [["sub-01_backbone-b_layer-l", "ret_V1.lh", "0.50 (0.00)", "1.25 (1.10)"]]
+    assert t["columns"] == ["layer", "query", "attention_r", "voxel_peak_distance"]
+    assert t["rows"] == [["l", "ret_V1.lh", "0.50 (0.00)", "1.25 (1.10)"]]
 
 
 def test_group_routing_truth_section_takes_medians_over_subjects(tmp_path):

@@ -110,10 +110,11 @@ def _routing_truth_section(paths):
     for p in paths:
         t = pd.read_csv(p, sep="\t")
         t["cell"] = [f"{v:.2f} ({r:.2f})" for v, r in zip(t.value, t.reference)]
-        frames.append(t.assign(file=Path(p).name.split("_model-")[0]))
+        layer = Path(p).name.split("_layer-")[-1].split("_")[0] if "_layer-" in Path(p).name else Path(p).stem
+        frames.append(t.assign(layer=layer))
     if not frames:
         return None
-    d = pd.concat(frames).pivot_table(index=["file", "query"], columns="measure", values="cell", aggfunc="first")
+    d = pd.concat(frames).pivot_table(index=["layer", "query"], columns="measure", values="cell", aggfunc="first")
     return {"title": "Routing maps against the simulation's truth",
             "text": ("Each cell: value (reference). attention_*: the query's head-averaged attention (mean over "
                      "test images) against its true routing map; references: a random grid cell (peak) and a "
