@@ -145,6 +145,9 @@ def test_routing_truth_check_by_hand(tmp_path):
     assert ret.loc["attention_peak_distance", "value"] == pytest.approx(np.hypot(2, 1))
     assert ret.loc["attention_centroid_distance", "value"] == pytest.approx(np.hypot(4 / 3, 2 / 3), abs=0.05)
     assert ret.loc["attention_centroid_distance", "reference"] == pytest.approx(np.hypot(1.5 - 5 / 3, 1.5 - 7 / 3), abs=0.05)
+    # the mean RF centre of the three voxels is (5/3, 7/3) in tokens; the attention peaks at (3, 3)
+    assert ret.loc["attention_peak_to_rf_centre", "value"] == pytest.approx(np.hypot(4 / 3, 2 / 3))
+    assert ret.loc["attention_peak_to_rf_centre", "n"] == 3
     # voxel maps on their own RF centres: distance 0; reference = the ROI's mean centre (5/3, 7/3)
     assert ret.loc["voxel_peak_distance", "value"] == 0.0
     assert ret.loc["voxel_peak_distance", "reference"] == pytest.approx(np.hypot(2 / 3, 1 / 3))

@@ -346,6 +346,24 @@ def _centroid(m: np.ndarray) -> np.ndarray:
     return np.stack([(m.sum(-1) * np.arange(h)).sum(-1), (m.sum(-2) * np.arange(w)).sum(-1)], -1)
 
 
+def _query_rf_centres(truth_path, grid) -> dict:
+    """Mean receptive-field centre (row, col in tokens) and voxel count per ``roi.hemi`` and ``roi``
+    of a simulation's truth file (voxels with a receptive field only)."""
+    h, w = grid
+    with h5py.File(truth_path, "r") as f:
+        roi = f["voxel_roi"].asstr()[()]
+        hemi = f["voxel_hemi"].asstr()[()] if "voxel_hemi" in f else np.full(len(roi), "")
+        rfc, rfs = f["rf_center"][()], f["rf_sigma"][()]
+    rc = rfc[:, ::-1] * np.array([h, w]) - 0.5
+    out = {}
+    for key in {*roi, *(f"{r}.{hm}" for r, hm in zip(roi, hemi) if hm)}:
+        r, _, hm = key.partition(".")
+        sel = (roi == r) & ((hemi == hm) if hm else True) & np.isfinite(rfs)
+        if sel.any():
+            out[key] = (rc[sel].mean(0), int(sel.sum()))
+    return out
+
+
 def routing_truth_check(pred_path, truth_path, betas_path):
     """How well a fitted routing encoder's maps recover a simulation's true routing.
 
@@ -355,7 +373,9 @@ def routing_truth_check(pred_path, truth_path, betas_path):
       images) against the true map of :func:`truth_routing_maps`: ``attention_r`` (Pearson over
       grid cells), ``attention_peak_distance`` (tokens between the two maxima; reference: the
       mean distance of a grid cell chosen at random) and ``attention_centroid_distance``
-      (tokens between the centres of mass; reference: a uniform map's centre).
+      (tokens between the centres of mass; reference: a uniform map's centre); for retinotopic
+      queries ``attention_peak_to_rf_centre``, tokens between the attention peak and the mean
+      receptive-field centre of the query's voxels (reference: a random grid cell).
     * per retinotopic query, over its voxels (``voxel_*``; needs ``voxel_maps`` in the
       prediction file): each voxel's routing map against its own true receptive-field centre:
       ``voxel_peak_distance`` and ``voxel_centroid_distance`` (medians over voxels, tokens) and
@@ -391,6 +411,7 @@ def routing_truth_check(pred_path, truth_path, betas_path):
     agree = routing_agreement(maps, truth, names).set_index("query")
     cells = np.stack(np.meshgrid(np.arange(grid[0]), np.arange(grid[1]), indexing="ij"), -1).reshape(-1, 2)
     centre = (np.asarray(grid) - 1) / 2.0
+    rf_centres = _query_rf_centres(truth_path, grid)
     rows = []
     for q, name in enumerate(names):
         if name not in agree.index:
@@ -404,6 +425,11 @@ def routing_truth_check(pred_path, truth_path, betas_path):
             (name, "attention_centroid_distance", float(np.hypot(*(_centroid(maps[q]) - _centroid(truth[q])))),
              float(np.hypot(*(centre - _centroid(truth[q])))), np.nan),
         ]
+        rf = rf_centres.get(name.partition("#")[0])
+        if rf is not None:  # retinotopic query: its voxels' mean receptive-field centre
+            peak = np.array([a.peak_row, a.peak_col])
+            rows.append((name, "attention_peak_to_rf_centre", float(np.hypot(*(peak - rf[0]))),
+                         float(np.hypot(*(cells - rf[0]).T).mean()), rf[1]))
     if vmaps is not None:
         with h5py.File(betas_path, "r") as f:
             bijk = f["voxel_ijk"][()][vidx]

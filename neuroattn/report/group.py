@@ -86,7 +86,7 @@ def routing_truth_section(tables):
     return {"title": "Routing maps against the simulation's truth",
             "text": ("Medians over subjects of each subject's median over queries. attention_*: head-averaged "
                      "attention per query (peak/centroid distances in tokens; references: a random grid cell, "
-                     "a uniform map). voxel_*: each retinotopic voxel's routing map against its own "
+                     "a uniform map; peak_to_rf_centre: from the attention peak to the voxels' mean RF centre). voxel_*: each retinotopic voxel's routing map against its own "
                      "receptive-field centre; reference: every voxel placed at its ROI's mean centre. Lower "
                      "distances than the reference mean the maps locate what the ROI (or voxel) reads."),
             "table": table(s)}

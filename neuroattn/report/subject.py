@@ -118,7 +118,8 @@ def _routing_truth_section(paths):
     return {"title": "Routing maps against the simulation's truth",
             "text": ("Each cell: value (reference). attention_*: the query's head-averaged attention (mean over "
                      "test images) against its true routing map; references: a random grid cell (peak) and a "
-                     "uniform map (centroid). voxel_*: each retinotopic voxel's routing map (gradient x input "
+                     "uniform map (centroid); attention_peak_to_rf_centre: tokens from the attention peak to the mean receptive-field "
+                     "centre of the query's voxels. voxel_*: each retinotopic voxel's routing map (gradient x input "
                      "per token) against its own receptive-field centre, medians over voxels, in tokens; "
                      "reference: predicting every voxel's centre by its ROI's mean centre."),
             "table": table(d.reset_index())}
