@@ -140,6 +140,7 @@ def test_token_contributions_equal_finite_differences():
     x = torch.randn(2, 6, 6, dtype=torch.float64)
     J = m.token_contributions(x)
     assert J.shape == (2, 2, 8, 6)
+    torch.testing.assert_close(m.token_contributions(x, chunk_size=4), J)  # chunks: same result
     eps = 1e-6
     for t in (0, 4):
         g = torch.ones(6, dtype=torch.float64)

@@ -382,20 +382,27 @@ class RoutingModule(nn.Module):
     def forward(self, x):
         return self.readout(self.tokens(x)[0])
 
-    def token_contributions(self, x) -> torch.Tensor:
+    def token_contributions(self, x, chunk_size: int | None = 64) -> torch.Tensor:
         """Derivative of the output query tokens with respect to a gain on each input token.
 
         ``J[b, q, :, t] = d tokens[b, q] / d g_t`` at ``g = 1`` for the input ``x[b, t] * g_t``,
         i.e. gradient x input of the output token summed over the token's channels (forward-mode
-        differentiation, one pass per token). Returns (B, Q, d, T).
+        differentiation, one pass per token, ``chunk_size`` tokens at a time to bound memory).
+        Returns (B, Q, d, T).
         """
-        from torch.func import jacfwd, vmap
+        from torch.func import jvp, vmap
 
-        def out(gain, xi):
-            return self.tokens((xi * gain[:, None]).unsqueeze(0), need_weights=True)[0][0]
+        T = x.shape[1]
+        gain = torch.ones(T, dtype=x.dtype, device=x.device)
+        basis = torch.eye(T, dtype=x.dtype, device=x.device)
 
-        gain = torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
-        return vmap(jacfwd(out), in_dims=(None, 0))(gain, x)
+        def per_image(xi):
+            def out(g):
+                return self.tokens((xi * g[:, None]).unsqueeze(0), need_weights=True)[0][0]
+
+            return vmap(lambda tangent: jvp(out, (gain,), (tangent,))[1], chunk_size=chunk_size)(basis)
+
+        return vmap(per_image)(x).permute(0, 2, 3, 1)
 
     def attention(self, x) -> torch.Tensor:
         """Head-averaged cross-attention of the last layer, (B, Q, h, w)."""
@@ -691,7 +698,7 @@ class RoutingEncoder(TorchVoxelEncoder):
                 out[s:s + batch_size] += m.attention(Xs[s:s + batch_size]).numpy()
         return out / len(self.modules_)
 
-    def voxel_maps(self, X, batch_size: int = 16) -> np.ndarray:
+    def voxel_maps(self, X, batch_size: int | None = None) -> np.ndarray:
         """Each voxel's routing map: where on the token grid its prediction comes from.
 
         For voxel ``v`` reading query ``q``, the contribution of token ``t`` to the prediction for
@@ -704,8 +711,9 @@ class RoutingEncoder(TorchVoxelEncoder):
         Parameters
         ----------
         X : array, (n_images, T, C) or (n_images, C, h, w)
-        batch_size : int
-            Images per forward-mode pass (memory grows with ``batch_size * Q * d * T``).
+        batch_size : int, optional
+            Images per forward-mode pass (memory grows with ``batch_size * Q * d * T``); default:
+            as many as keep that product under 2**27 floats (512 MiB).
 
         Returns
         -------
@@ -714,8 +722,10 @@ class RoutingEncoder(TorchVoxelEncoder):
         """
         Xs = torch.as_tensor(self._check_X(X))
         keep = np.flatnonzero(self.voxel_mask_)
-        group = torch.as_tensor(self.voxel_group_)
+        members = [np.flatnonzero(self.voxel_group_ == q) for q in range(len(self.query_names_))]
         T = Xs.shape[1]
+        if batch_size is None:
+            batch_size = max(1, 2**27 // (len(self.query_names_) * self.modules_[0].d_model * T))
         total = torch.zeros(len(keep), T, dtype=torch.float64)
         for s in range(0, len(Xs), batch_size):
             xb = Xs[s:s + batch_size]
@@ -725,7 +735,9 @@ class RoutingEncoder(TorchVoxelEncoder):
                 with torch.no_grad():
                     J = m.token_contributions(xb)  # (B, Q, d, T)
                     w, _ = m.readout.full_weight()  # (V, d)
-                    contrib += torch.einsum("vd,bvdt->bvt", w, J[:, group])
+                    for q, vox in enumerate(members):  # each voxel reads its own query's token
+                        if len(vox):
+                            contrib[:, vox] += torch.einsum("vd,bdt->bvt", w[vox], J[:, q])
             total += (contrib / len(self.modules_)).abs().sum(0).double()
         maps = (total / total.sum(1, keepdim=True).clamp_min(1e-30)).numpy()
         out = np.full((self.n_voxels_in_,) + tuple(self.grid_), np.nan)
