@@ -268,6 +268,26 @@ def write_predictions(path, data: EncodingData, result: dict, *, backbone="", la
                                  dtype=_STR if v.dtype == object else None)
 
 
+def _read_truth_voxels(truth_path) -> dict:
+    """Voxel arrays of a simulation's truth file: roi, hemi ('' when absent), ijk, rf_center (x, y
+    in [0, 1]), rf_sigma (NaN for voxels without a receptive field) and the ``roi_routing`` maps."""
+    with h5py.File(truth_path, "r") as f:
+        roi = f["voxel_roi"].asstr()[()]
+        return {
+            "roi": roi,
+            "hemi": f["voxel_hemi"].asstr()[()] if "voxel_hemi" in f else np.full(len(roi), ""),
+            "ijk": f["voxel_ijk"][()] if "voxel_ijk" in f else None,
+            "rf_center": f["rf_center"][()], "rf_sigma": f["rf_sigma"][()],
+            "routing": {k: f["roi_routing"][k][()] for k in f["roi_routing"]} if "roi_routing" in f else {},
+        }
+
+
+def _rf_voxels(truth: dict, key: str) -> np.ndarray:
+    """Mask of the voxels with a receptive field in ``roi`` or ``roi.hemi`` ``key``."""
+    r, _, hm = key.partition(".")
+    return (truth["roi"] == r) & ((truth["hemi"] == hm) if hm else True) & np.isfinite(truth["rf_sigma"])
+
+
 def truth_routing_maps(truth_path, query_names, grid, size: int = 48) -> np.ndarray:
     """True routing map of every query on the token grid, from a simulated dataset's truth file.
 
@@ -290,22 +310,23 @@ def truth_routing_maps(truth_path, query_names, grid, size: int = 48) -> np.ndar
     -------
     ndarray, (n_queries, h, w)
     """
+    return _truth_maps(_read_truth_voxels(truth_path), query_names, grid, size)
+
+
+def _truth_maps(truth: dict, query_names, grid, size: int = 48) -> np.ndarray:
+    """:func:`truth_routing_maps` from already-read truth voxels (:func:`_read_truth_voxels`)."""
     from ..data.simulate import gaussian_rfs
     from ..data.stimuli import block_mean
 
     h, w = grid
     out = np.full((len(query_names), h, w), np.nan)
-    with h5py.File(truth_path, "r") as f:
-        roi = f["voxel_roi"].asstr()[()]
-        hemi = f["voxel_hemi"].asstr()[()] if "voxel_hemi" in f else np.full(len(roi), "")
-        rfc, rfs = f["rf_center"][()], f["rf_sigma"][()]
-        routing = {k: f["roi_routing"][k][()] for k in f["roi_routing"]} if "roi_routing" in f else {}
+    rfc, rfs, routing = truth["rf_center"], truth["rf_sigma"], truth["routing"]
     for q, name in enumerate(query_names):
         base, _, vox = name.partition("#")
-        r, _, hm = base.partition(".")
-        sel = (roi == r) & ((hemi == hm) if hm else True) & np.isfinite(rfs)
+        r = base.partition(".")[0]
+        sel = _rf_voxels(truth, base)
         if vox:
-            sel = np.zeros(len(roi), bool)
+            sel = np.zeros(len(rfs), bool)
             sel[int(vox)] = np.isfinite(rfs[int(vox)])
         if sel.any():
             m = gaussian_rfs(rfc[sel], rfs[sel], size).mean(0)
@@ -346,22 +367,18 @@ def _centroid(m: np.ndarray) -> np.ndarray:
     return np.stack([(m.sum(-1) * np.arange(h)).sum(-1), (m.sum(-2) * np.arange(w)).sum(-1)], -1)
 
 
-def _query_rf_centres(truth_path, grid) -> dict:
+def _rf_tokens(truth: dict, grid) -> np.ndarray:
+    """Receptive-field centres of the truth voxels as (row, col) in token units of ``grid``."""
+    return truth["rf_center"][:, ::-1] * np.asarray(grid) - 0.5
+
+
+def _query_rf_centres(truth: dict, grid) -> dict:
     """Mean receptive-field centre (row, col in tokens) and voxel count per ``roi.hemi`` and ``roi``
-    of a simulation's truth file (voxels with a receptive field only)."""
-    h, w = grid
-    with h5py.File(truth_path, "r") as f:
-        roi = f["voxel_roi"].asstr()[()]
-        hemi = f["voxel_hemi"].asstr()[()] if "voxel_hemi" in f else np.full(len(roi), "")
-        rfc, rfs = f["rf_center"][()], f["rf_sigma"][()]
-    rc = rfc[:, ::-1] * np.array([h, w]) - 0.5
-    out = {}
-    for key in {*roi, *(f"{r}.{hm}" for r, hm in zip(roi, hemi) if hm)}:
-        r, _, hm = key.partition(".")
-        sel = (roi == r) & ((hemi == hm) if hm else True) & np.isfinite(rfs)
-        if sel.any():
-            out[key] = (rc[sel].mean(0), int(sel.sum()))
-    return out
+    of a truth file's voxels (:func:`_read_truth_voxels`; voxels with a receptive field only)."""
+    rc = _rf_tokens(truth, grid)
+    keys = {*truth["roi"], *(f"{r}.{hm}" for r, hm in zip(truth["roi"], truth["hemi"]) if hm)}
+    masks = {key: _rf_voxels(truth, key) for key in keys}
+    return {key: (rc[m].mean(0), int(m.sum())) for key, m in masks.items() if m.any()}
 
 
 def routing_truth_check(pred_path, truth_path, betas_path):
@@ -406,12 +423,14 @@ def routing_truth_check(pred_path, truth_path, betas_path):
         maps = f["attention/mean"][()].astype(np.float64)
         vmaps = f["voxel_maps"][()].astype(np.float64) if "voxel_maps" in f else None
         vidx = f["voxel_index"][()]
+        roi, hemi = f["voxel_roi"].asstr()[()], f["voxel_hemi"].asstr()[()]
     grid = maps.shape[1:]
-    truth = truth_routing_maps(truth_path, names, grid)
+    voxels = _read_truth_voxels(truth_path)
+    truth = _truth_maps(voxels, names, grid)
     agree = routing_agreement(maps, truth, names).set_index("query")
     cells = np.stack(np.meshgrid(np.arange(grid[0]), np.arange(grid[1]), indexing="ij"), -1).reshape(-1, 2)
     centre = (np.asarray(grid) - 1) / 2.0
-    rf_centres = _query_rf_centres(truth_path, grid)
+    rf_centres = _query_rf_centres(voxels, grid)
     rows = []
     for q, name in enumerate(names):
         if name not in agree.index:
@@ -433,18 +452,15 @@ def routing_truth_check(pred_path, truth_path, betas_path):
     if vmaps is not None:
         with h5py.File(betas_path, "r") as f:
             bijk = f["voxel_ijk"][()][vidx]
-        with h5py.File(truth_path, "r") as f:
-            tijk, rfc = f["voxel_ijk"][()], f["rf_center"][()]
-        lut = {tuple(v): i for i, v in enumerate(tijk)}
+        if voxels["ijk"] is None:
+            raise ValueError(f"{truth_path}: no voxel_ijk, so the beta file's voxels cannot be located in it")
+        lut = {tuple(v): i for i, v in enumerate(voxels["ijk"])}
         missing = [tuple(v) for v in bijk if tuple(v) not in lut]
         if missing:
             raise ValueError(f"{betas_path}: {len(missing)} voxel(s) not in the truth file {truth_path}, "
                              f"e.g. {missing[0]}")
         ti = np.array([lut[tuple(v)] for v in bijk])
-        h, w = grid
-        centre_rc = rfc[ti][:, ::-1] * np.array([h, w]) - 0.5  # (row, col) in token units
-        with h5py.File(pred_path, "r") as f:
-            roi, hemi = f["voxel_roi"].asstr()[()], f["voxel_hemi"].asstr()[()]
+        centre_rc = _rf_tokens(voxels, grid)[ti]
         key = np.array([f"{r}.{hm}" if hm else r for r, hm in zip(roi, hemi)])
         ok = np.isfinite(centre_rc[:, 0]) & np.isfinite(vmaps).all((1, 2))
         for name in sorted(set(key[ok])):
