@@ -177,12 +177,12 @@ def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), set
     from sklearn.metrics import confusion_matrix
 
     from .metrics import accuracy, cohen_kappa
-    from .models.eeg_interpret import channel_importance, power_pattern
+    from .models.eeg_interpret import band_log_power, channel_importance, pattern_from_power
 
     settings = dict(settings or {})
     n_classes = int(max(np.max(y_train), np.max(y_test)) + 1)
     labels = np.arange(n_classes)
-    results = []
+    results, power = [], None
     for name in models:
         t0 = time.perf_counter()
         deterministic = name in ("csp_lda", "ts_lr")
@@ -197,7 +197,9 @@ def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), set
                 imp = channel_importance(est, X_test, y_test, X_train, raw=raw)
                 if raw is not None and sfreq:
                     try:
-                        imp["pattern"] = power_pattern(proba, raw[0], sfreq, epoch_tmin=epoch_tmin)
+                        if power is None:  # the test trials' band power: the same for every model
+                            power = band_log_power(raw[0], sfreq, epoch_tmin=epoch_tmin)
+                        imp["pattern"] = pattern_from_power(proba, power)
                     except ValueError as exc:  # e.g. epochs too short for the window: importance stays
                         log.warning("%s: no activation pattern (%s)", name, exc)
         preds, probas = np.stack(preds), np.stack(probas)

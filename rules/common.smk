@@ -136,11 +136,7 @@ def subject_report_inputs(wildcards):
                 f"{R}/sub-{s}/encode/sub-{s}_backbone-{backbone}_layer-{layer}_model-routing_pred.h5"
                 for layer in config["encode"]["layers"]
             ]
-            if FMRI_ROOT is None:  # simulated: the maps against the true routing
-                inputs["routing_truth"] = [
-                    f"{R}/sub-{s}/encode/sub-{s}_backbone-{backbone}_layer-{layer}_model-routing_desc-truthcheck.tsv"
-                    for layer in config["encode"]["layers"]
-                ]
+            inputs["routing_truth"] = routing_truth_files(s)  # simulated only: maps vs the true routing
         if len(FMRI_SUBJECTS) > 1:
             inputs["decode"] = [f"{R}/sub-{s}/decode/sub-{s}_model-incontext_pred.h5"]
     if s in EEG_SUBJECTS:
@@ -211,13 +207,15 @@ def eeg_model_inputs(wildcards):
 EEG_SIMULATED = EEG_FORMAT == "bids" and EEG_ROOT is None
 
 
-def routing_truth_files():
-    """The routing truth-check tables of every fMRI subject and encoded layer (simulated fMRI only)."""
+def routing_truth_files(subject=None):
+    """The routing truth-check tables of one fMRI subject (else all) per encoded layer; none unless
+    the fMRI data are simulated and the routing encoder is fitted."""
     if FMRI_ROOT is not None or "routing" not in config["encode"]["models"]:
         return []
     b = config["encode"]["backbone"]
+    subjects = FMRI_SUBJECTS if subject is None else [subject]
     return [f"{R}/sub-{s}/encode/sub-{s}_backbone-{b}_layer-{layer}_model-routing_desc-truthcheck.tsv"
-            for s in FMRI_SUBJECTS for layer in config["encode"]["layers"]]
+            for s in subjects for layer in config["encode"]["layers"]]
 
 
 def eeg_truth_files(wildcards=None):

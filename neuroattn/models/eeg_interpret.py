@@ -30,8 +30,8 @@ import numpy as np
 
 __all__ = [
     "attention_importance", "attention_weights", "band_log_power", "channel_importance", "erd_map",
-    "gradient_x_input", "importance_truth_agreement", "occlusion_importance", "plot_confusion",
-    "plot_topomaps", "power_pattern",
+    "gradient_x_input", "importance_truth_agreement", "occlusion_importance", "pattern_from_power",
+    "plot_confusion", "plot_topomaps", "power_pattern",
 ]
 
 
@@ -260,9 +260,15 @@ def power_pattern(proba, X_raw, sfreq: float, band=(8.0, 30.0), tmin: float = 0.
                          f"({P.shape[0]}, n_chans, n_times)")
     if P.shape[0] < 3:
         raise ValueError(f"power_pattern needs at least 3 trials to correlate, got {P.shape[0]}")
+    return pattern_from_power(P, band_log_power(X_raw, sfreq, band=band, tmin=tmin, epoch_tmin=epoch_tmin))
+
+
+def pattern_from_power(proba, power) -> np.ndarray:
+    """:func:`power_pattern` from precomputed log band power (n_trials, n_chans) of the same trials
+    (:func:`band_log_power`): one filtering for every model evaluated on those trials."""
+    P = np.asarray(proba, dtype=np.float64)
     logp = np.log(np.clip(P, 1e-9, None))
     evidence = logp - logp.mean(1, keepdims=True)
-    power = band_log_power(X_raw, sfreq, band=band, tmin=tmin, epoch_tmin=epoch_tmin)
     return np.clip(_zscore_columns(evidence).T @ _zscore_columns(power) / P.shape[0], -1.0, 1.0)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..eeg_truth import summarise_truth_check
 from .html import table
 
 __all__ = ["group_truth_section", "pattern_grid", "truth_section", "truth_wide", "PATTERN_CAPTION", "TRUTH_TEXT"]
@@ -53,8 +54,6 @@ def pattern_grid(patterns: dict, ch_names, classes, info, title: str):
 
 def truth_wide(df: pd.DataFrame, by=("protocol", "model")) -> pd.DataFrame:
     """Truth-check rows -> one row per ``by`` group, columns ``<map>: peak on truth / mass ratio``."""
-    from ..eeg_truth import summarise_truth_check
-
     s = summarise_truth_check(df, by=list(by) + ["map"])
     if not len(s):
         return s
@@ -79,7 +78,7 @@ def group_truth_section(paths):
         return None
     df = pd.concat(frames, ignore_index=True)
     wide = truth_wide(df)
-    hit = df.assign(hit=df["top_in_truth"].astype(str).str.lower().eq("true")).groupby("map")["hit"].mean()
+    hit = summarise_truth_check(df, by=["map"]).set_index("map")["peak on truth"]
     line = "; ".join(f"{m}: {100 * v:.0f}% of classes peak on a truth channel" for m, v in hit.items())
     n_sub = df["subject"].nunique()
     return {"title": "EEG maps vs simulated truth",

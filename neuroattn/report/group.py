@@ -73,8 +73,6 @@ def _subsampling_section(tables):
 def routing_truth_section(tables):
     """Routing maps against the simulated truth: per ROI kind and measure, medians over subjects
     of each subject's median over queries (value and reference; rule ``routing_truth``)."""
-    import pandas as pd
-
     frames = [pd.read_csv(p, sep="\t").assign(file=str(p)) for p in tables]
     if not frames:
         return None

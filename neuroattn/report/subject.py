@@ -104,8 +104,6 @@ def _attention_section(pred_paths, stim_dir, n_examples):
 
 def _routing_truth_section(paths):
     """Simulated data: the routing maps against the true routing (neuroattn.models.encoding)."""
-    import pandas as pd
-
     frames = []
     for p in paths:
         t = pd.read_csv(p, sep="\t")
