@@ -119,16 +119,20 @@ def test_dry_run_simulated_eeg_plans_the_truth_check(tmp_path):
     assert jobs.get("eeg_truth") == 2 and jobs.get("subject_report") == 2, jobs   # one per simulated subject
 
 
-def test_fmri_betas_and_stimuli_run_on_miniature_nsd(data, tmp_path):
+def _run_betas_and_stimuli(data, fmt, results):
+    """Run the workflow of ``config/<fmt>.yaml`` up to sub-01's betas and the stimulus table."""
     from neuroattn.data.betas import Betas
 
-    results = tmp_path / "r"
-    betas = results / "sub-01" / "func" / "sub-01_task-nsd_desc-betas.h5"
+    betas = results / "sub-01" / "func" / f"sub-01_task-{fmt}_desc-betas.h5"
     table = results / "stimuli" / "stimuli.tsv"
-    proc = _snakemake(["config/nsd.yaml", _fmri_overlay(data, "nsd", results)], str(betas), str(table))
+    proc = _snakemake([f"config/{fmt}.yaml", _fmri_overlay(data, fmt, results)], str(betas), str(table))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
-    b = Betas.read(betas)
-    planted = data[2]["nsd"]
+    return Betas.read(betas), table, data[2][fmt]
+
+
+def test_fmri_betas_and_stimuli_run_on_miniature_nsd(data, tmp_path):
+    results = tmp_path / "r"
+    b, table, planted = _run_betas_and_stimuli(data, "nsd", results)
     n_voxels = int((planted["roi"] > 0).sum() + ((planted["faces"] > 0) & (planted["roi"] <= 0)).sum())
     assert b.trial_betas.shape == (len(planted["written"]) * 750, n_voxels)
     assert b.task == "nsd" and set(b.trial_image) == set(b.images)
@@ -185,15 +189,7 @@ def test_trained_backbone_is_refused_for_algonauts(data, tmp_path):
 
 
 def test_fmri_betas_and_stimuli_run_on_miniature_algonauts(data, tmp_path):
-    from neuroattn.data.betas import Betas
-
-    results = tmp_path / "r"
-    betas = results / "sub-01" / "func" / "sub-01_task-algonauts_desc-betas.h5"
-    table = results / "stimuli" / "stimuli.tsv"
-    proc = _snakemake(["config/algonauts.yaml", _fmri_overlay(data, "algonauts", results)], str(betas), str(table))
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
-    b = Betas.read(betas)
-    planted = data[2]["algonauts"]
+    b, table, planted = _run_betas_and_stimuli(data, "algonauts", tmp_path / "r")
     assert b.trial_betas.shape == (t_alg.N_IMG, t_alg.N_LH + t_alg.N_RH)   # keep_other: every vertex
     assert sorted(b.images) == sorted(f"nsd-{k:05d}.png" for k in planted["nsd_ids"])
     assert set(pd.read_csv(table, sep="\t").stim_file) == set(b.images)
