@@ -97,6 +97,52 @@ def check_bids_root(root: str, modality: str) -> Path | None:
     return path
 
 
+DEFAULT_CONFIG_PATH = SCHEMA_PATH.parent / "config.yaml"
+
+
+def merge_config(base: dict, override: dict | None) -> dict:
+    """``override`` laid over ``base`` recursively, as Snakemake merges ``--configfile`` files
+    (mappings merge key by key; any other value replaces). Neither input is modified. The one
+    merge helper of the package."""
+    out = dict(base)
+    for k, v in (override or {}).items():
+        out[k] = merge_config(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+def default_config() -> dict:
+    """``config/config.yaml``: the only source of defaults (with the schema that checks it)."""
+    with open(DEFAULT_CONFIG_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def section_defaults(*keys: str) -> dict:
+    """A copy of one section of the default config, e.g. ``section_defaults("fmri", "glm")``."""
+    import copy
+
+    node = default_config()
+    for i, k in enumerate(keys):
+        if not isinstance(node, dict) or k not in node:
+            raise KeyError(f"config/config.yaml has no key {'.'.join(keys[:i + 1])}")
+        node = node[k]
+    return copy.deepcopy(node)
+
+
+def with_defaults(section: dict | None, *keys: str, strict: bool = True) -> dict:
+    """``section`` (a user's config section) laid over :func:`section_defaults` ``(*keys)``.
+
+    With ``strict``, keys the default section lacks are refused, naming the section and the
+    allowed keys (never dropped silently).
+    """
+    defaults = section_defaults(*keys)
+    section = dict(section or {})
+    if strict:
+        unknown = sorted(set(section) - set(defaults))
+        if unknown:
+            raise KeyError(f"{'.'.join(keys)}: unknown key(s) {unknown} (allowed: {sorted(defaults)})")
+    return merge_config(defaults, section)
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read and validate a YAML configuration file; errors name the file."""
     path = Path(path)

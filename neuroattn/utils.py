@@ -24,6 +24,18 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+SEED_STRIDE = 100_003  # a prime: derived seeds of different base seeds do not collide for index < stride
+
+
+def derive_seed(seed: int, index: int = 0) -> int:
+    """The seed of the ``index``-th independent draw under base ``seed`` (ensemble member, EEG
+    seed, training epoch): ``seed * SEED_STRIDE + index``. The one place seeds are derived."""
+    seed, index = int(seed), int(index)
+    if seed < 0 or index < 0:
+        raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
+    return seed * SEED_STRIDE + index
+
+
 def resolve_device(device: str = "auto") -> str:
     """Return ``"cuda"`` or ``"cpu"`` for ``device`` in ``{"auto", "cpu", "cuda"}``."""
     if device not in {"auto", "cpu", "cuda"}:
