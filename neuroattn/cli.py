@@ -5,6 +5,8 @@ Examples
 neuroattn check-config config/config.yaml
 neuroattn simulate fmri out/fmri --config config/tiny.yaml
 neuroattn simulate eeg out/eeg
+neuroattn stage                 # list the stages (one per Snakemake rule)
+neuroattn stage image_split betas=... output=...
 neuroattn info
 """
 from __future__ import annotations
@@ -31,22 +33,50 @@ def _cmd_check_config(args) -> int:
 
 
 def _merged_config(path):
-    """config/config.yaml overlaid with ``path`` (recursively), as Snakemake merges configfiles."""
+    """config/config.yaml overlaid with ``path``, as Snakemake merges configfiles."""
     import yaml
 
-    from .config import SCHEMA_PATH, validate_config
+    from .config import default_config, merge_config, validate_config
 
-    def merge(a, b):
-        out = dict(a)
-        for k, v in b.items():
-            out[k] = merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
-        return out
-
-    base = yaml.safe_load((SCHEMA_PATH.parent / "config.yaml").read_text())
+    base = default_config()
     if path:
         with open(path) as f:
-            base = merge(base, yaml.safe_load(f) or {})
+            base = merge_config(base, yaml.safe_load(f) or {})
     return validate_config(base)
+
+
+def _parse_value(text: str):
+    """A ``key=value`` argument's value: YAML (numbers, lists, mappings), else the plain string."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _cmd_stage(args) -> int:
+    from .stages import STAGES, _load_all, get_stage, run_stage
+
+    if args.name is None:
+        _load_all()
+        for name in sorted(STAGES):
+            print(f"{name:18s} {STAGES[name]}")
+        return 0
+    kwargs = {}
+    for item in args.args:
+        if "=" not in item:
+            print(f"neuroattn: stage argument {item!r} is not key=value", file=sys.stderr)
+            return 2
+        k, v = item.split("=", 1)
+        kwargs[k] = _parse_value(v)
+    try:
+        get_stage(args.name)
+        run_stage(args.name, kwargs, threads=args.threads, log_file=args.log)
+    except (KeyError, TypeError) as exc:
+        print(f"neuroattn: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _cmd_simulate(args) -> int:
@@ -87,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out", help="output folder (the BIDS root)")
     s.add_argument("--config", help="config file overriding config/config.yaml (e.g. config/tiny.yaml)")
     s.set_defaults(func=_cmd_simulate)
+    st = sub.add_parser("stage", help="run one workflow stage without Snakemake (no name: list the stages)",
+                        description="Run the function behind one Snakemake rule, with its inputs, outputs, "
+                        "params and wildcards as key=value arguments (values are YAML).")
+    st.add_argument("name", nargs="?", help="stage (rule) name")
+    st.add_argument("args", nargs="*", help="key=value arguments of the stage function")
+    st.add_argument("--threads", type=int, default=1)
+    st.add_argument("--log", help="log file (default: stderr)")
+    st.set_defaults(func=_cmd_stage)
     i = sub.add_parser("info", help="print the versions of the packages results depend on")
     i.set_defaults(func=_cmd_info)
     return p

@@ -1,0 +1,76 @@
+"""The package's import rules (ARCHITECTURE.md): array-level code never reaches for files.
+
+``models``, ``metrics`` and ``features`` take and return arrays: they must not import the data
+readers (``neuroattn.data``), the stages, the reports or the leaderboard file writer. Only the
+stages and the command line import the stages.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parent.parent / "neuroattn"
+
+# package -> subpackages/modules of neuroattn it may not import
+FORBIDDEN = {
+    "models": {"data", "stages", "report", "leaderboard", "cli"},
+    "metrics": {"data", "stages", "report", "leaderboard", "cli", "models", "features"},
+    "features": {"data", "stages", "report", "leaderboard", "cli", "models"},
+    "data": {"stages", "report", "cli"},
+    "report": {"stages", "cli"},
+}
+NOT_STAGES = {"stages", "cli"}  # every other module is forbidden to import neuroattn.stages
+
+
+def imported_modules(path: Path, root: Path = PKG.parent) -> set[str]:
+    """Top-level neuroattn subpackages imported by ``path`` (absolute and relative imports);
+    ``root`` is the folder holding the ``neuroattn`` package."""
+    rel = path.relative_to(root).with_suffix("")
+    parts = list(rel.parts)  # e.g. ["neuroattn", "models", "routing"]
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+        pkg_parts = parts
+    else:
+        pkg_parts = parts[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg_parts[:len(pkg_parts) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+                names = [mod] if node.module else [f"{mod}.{a.name}" for a in node.names]
+            else:
+                names = [node.module or ""]
+        for n in names:
+            bits = n.split(".")
+            if bits[0] == "neuroattn" and len(bits) > 1:
+                out.add(bits[1])
+    return out
+
+
+def _modules():
+    return sorted(p for p in PKG.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PKG)))
+def test_import_rules(path):
+    own = path.relative_to(PKG).parts[0].removesuffix(".py")
+    imported = imported_modules(path) - {own}
+    bad = imported & FORBIDDEN.get(own, set())
+    if own == "features" and path.name == "store.py":
+        bad -= {"data"}
+    if own not in NOT_STAGES:
+        bad |= imported & {"stages"}
+    assert not bad, f"neuroattn/{path.relative_to(PKG)} imports neuroattn.{sorted(bad)} (forbidden for {own}/)"
+
+
+def test_the_checker_sees_relative_and_absolute_imports(tmp_path):
+    # a check that cannot fail is no check: a models/ module importing data must be caught
+    fake = tmp_path / "neuroattn" / "models" / "probe.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("from ..data.betas import Betas\nimport neuroattn.stages\nfrom . import routing\n"
+                    "from .. import leaderboard\n")
+    assert imported_modules(fake, root=tmp_path) == {"data", "stages", "models", "leaderboard"}
