@@ -1,0 +1,156 @@
+"""Episodic meta-training of the in-context encoder (stage 1) and decoder (stage 2).
+
+Task samplers draw a fresh task per step from a :class:`Pool` of images and voxel responses
+(synthetic linear voxels for the prior, real training subjects for phase 2); the two loops
+:func:`train_encoder` and :func:`train_decoder` fit the networks on them. Arrays only: no file I/O.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .incontext import ContextEncoderNet, ImageDecoderNet, decoding_loss, infer_encoders
+
+log = logging.getLogger("neuroattn")
+
+
+# ----------------------------------------------------------------------------- task samplers
+def synthetic_voxels(rng: np.random.Generator, X: np.ndarray, n_voxels: int):
+    """Random linear voxels on embeddings ``X`` (n, E): responses of unit variance over ``X``.
+
+    Returns ``Y`` (n, V) noisy responses, ``S`` (n, V) noiseless signal, ``W`` (V, E), ``b`` (V,).
+    """
+    n, E = X.shape
+    decay = rng.uniform(0.0, 1.5, size=(n_voxels, 1))
+    W = rng.standard_normal((n_voxels, E)) * np.arange(1, E + 1)[None, :] ** -decay
+    raw = X @ W.T
+    r2 = rng.uniform(0.05, 0.9, size=n_voxels)       # fraction of response variance that is signal
+    gain = np.sqrt(r2) / np.maximum(raw.std(0), 1e-8)
+    W = W * gain[:, None]
+    b = 0.1 * rng.standard_normal(n_voxels) - raw.mean(0) * gain
+    S = X @ W.T + b
+    Y = S + rng.standard_normal((n, n_voxels)) * np.sqrt(1 - r2)
+    return Y.astype(np.float32), S.astype(np.float32), W.astype(np.float32), b.astype(np.float32)
+
+
+def _draw_k(rng, cfg, n_available):
+    lo, hi = cfg["context_range"]
+    hi = min(hi, n_available)
+    lo = min(max(lo, cfg["min_context"]), hi)
+    return int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+
+
+@dataclass
+class Pool:
+    """Images (embeddings ``X`` (n, E)) and voxel responses ``Y`` (n, V) to draw tasks from.
+
+    ``S`` is the noiseless signal (synthetic pools only), ``W``/``b`` the true encoders.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    S: np.ndarray | None = None
+    name: str = ""
+
+
+def synthetic_pool(rng, X, n_voxels) -> Pool:
+    """A :class:`Pool` of ``n_voxels`` random linear voxels (:func:`synthetic_voxels`) on ``X``."""
+    Y, S, W, b = synthetic_voxels(rng, X, n_voxels)
+    return Pool(X=X, Y=Y, S=S, name="synthetic")
+
+
+def _encoder_task(rng, pool: Pool, cfg, batch):
+    n = len(pool.X)
+    q = min(cfg["n_query"], n // 3)
+    k = _draw_k(rng, cfg, n - q)
+    img = rng.permutation(n)[: k + q]
+    vox = rng.choice(pool.Y.shape[1], size=min(batch, pool.Y.shape[1]), replace=False)
+    target = pool.S if pool.S is not None else pool.Y
+    c, t = img[:k], img[k:]
+    return pool.X[c], pool.Y[np.ix_(c, vox)].T, pool.X[t], target[np.ix_(t, vox)].T
+
+
+def decoder_bank(rng, enc, pools, cfg, n_contexts: int = 3, max_voxels: int = 1024, device="cpu"):
+    """Stage-1 encoders inferred once per (pool, random context) for stage-2 training.
+
+    Stage 1 is frozen while stage 2 trains, so its encoders are computed once per context
+    (on at most ``max_voxels`` voxels of each pool) instead of once per step.
+    """
+    bank = []
+    for pool in pools:
+        vox = rng.choice(pool.Y.shape[1], size=min(max_voxels, pool.Y.shape[1]), replace=False)
+        for _ in range(n_contexts):
+            k = _draw_k(rng, cfg, len(pool.X) - 8)
+            perm = rng.permutation(len(pool.X))
+            W, b = infer_encoders(enc, pool.X[perm[:k]], pool.Y[np.ix_(perm[:k], vox)], device=device)
+            bank.append((pool, vox, perm[k:], W, b))
+    return bank
+
+
+def _decoder_task(rng, entry, cfg, batch):
+    pool, vox, free, W, b = entry
+    sub = rng.choice(len(vox), size=min(cfg["max_voxels"], len(vox)), replace=False)
+    t = rng.choice(free, size=min(batch, len(free)), replace=False)
+    return W[sub], b[sub], pool.Y[np.ix_(t, vox[sub])], pool.X[t]
+
+
+# ----------------------------------------------------------------------------- training loops
+def _optimizer(net, lr, steps):
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    warm = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
+    return opt, sched
+
+
+def _step(net, opt, sched, loss) -> float:
+    """One optimizer step with gradient clipping at 1.0; returns the loss value."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
+def train_encoder(net: ContextEncoderNet, pools, cfg, steps: int, seed: int, device="cpu", lr=None):
+    """Meta-train stage 1 for ``steps`` episodes (MSE of query predictions); returns the losses."""
+    rng = np.random.default_rng(seed)
+    net.to(device).train()
+    opt, sched = _optimizer(net, lr or cfg["lr"], steps)
+    losses = []
+    for step in range(steps):
+        pool = pools[rng.integers(len(pools))]
+        xc, yc, xq, yq = (torch.as_tensor(a, dtype=torch.float32, device=device)
+                          for a in _encoder_task(rng, pool, cfg, cfg["batch_size"]))
+        w, b = net(xc, yc)
+        loss = F.mse_loss(w @ xq.T + b[:, None], yq)
+        losses.append(_step(net, opt, sched, loss))
+        if step % max(1, steps // 5) == 0:
+            log.info("stage 1 step %d/%d: mse %.4f", step, steps, np.mean(losses[-20:]))
+    net.eval()
+    return losses
+
+
+def train_decoder(dec: ImageDecoderNet, enc: ContextEncoderNet, pools, cfg, steps: int, seed: int,
+                  device="cpu", lr=None):
+    """Meta-train stage 2 on stage-1 encoders inferred from a context (cosine + InfoNCE)."""
+    rng = np.random.default_rng(seed)
+    bank = decoder_bank(rng, enc, pools, cfg, device=device)
+    dec.to(device).train()
+    opt, sched = _optimizer(dec, lr or cfg["lr"], steps)
+    losses = []
+    for step in range(steps):
+        W, b, beta, target = _decoder_task(rng, bank[rng.integers(len(bank))], cfg, cfg["batch_size"])
+        t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
+        loss = decoding_loss(dec(t(W), t(b), t(beta)), t(target))
+        losses.append(_step(dec, opt, sched, loss))
+        if step % max(1, steps // 5) == 0:
+            log.info("stage 2 step %d/%d: loss %.4f", step, steps, np.mean(losses[-20:]))
+    dec.eval()
+    return losses
