@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .utils import atomic_path, resolve_device
+from .utils import atomic_path, derive_seed, resolve_device
 
 log = logging.getLogger("neuroattn.train")
 
-__all__ = ["TrainResult", "fit_torch", "predict_torch", "lr_factor"]
+__all__ = ["TrainResult", "fit_torch", "predict_torch", "lr_factor", "train_loop", "make_optimizer"]
 
 
 @dataclass
@@ -73,13 +73,31 @@ def _as_tensors(data, name) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
-    """Multiplier of the base learning rate at optimizer step ``step`` (0-based).
+def lr_factor(step: int, total_steps: int, warmup_steps: int = 0, schedule: str = "constant",
+              warmup: str = "before") -> float:
+    """Multiplier of the base learning rate at optimizer step ``step`` (0-based): the one schedule.
 
-    Linear warmup over ``warmup_steps``, then constant or a cosine decay to 0 at ``total_steps``.
+    Parameters
+    ----------
+    step, total_steps, warmup_steps : int
+    schedule : {"constant", "cosine"}
+        Constant, or a cosine decay to 0 at ``total_steps``.
+    warmup : {"before", "overlap"}
+        ``"before"``: a linear warmup over ``warmup_steps``, then the schedule over the remaining
+        steps (:func:`fit_torch`). ``"overlap"``: the linear ramp ``min(1, (step + 1) / warmup_steps)``
+        multiplies a schedule that spans all ``total_steps`` (meta-training, backbone training
+        with ``warmup_steps=0``).
     """
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+    if warmup not in ("before", "overlap"):
+        raise ValueError(f"warmup must be 'before' or 'overlap', got {warmup!r}")
+    if warmup == "overlap":
+        ramp = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+        if schedule == "constant":
+            return ramp
+        # the expression order matters: these are the floats the meta-training loops always used
+        return ramp * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
     if schedule == "constant":
@@ -124,12 +142,97 @@ def predict_torch(module: nn.Module, inputs: Sequence, *, batch_size: int = 256,
     return torch.cat(outs).numpy()
 
 
-def _make_optimizer(name, params, lr, weight_decay):
+def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """``torch.optim.AdamW`` (``"adamw"``) or ``Adam`` (``"adam"``) over ``params``."""
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"optimizer must be 'adamw' or 'adam', got {name!r}")
+
+
+_make_optimizer = make_optimizer
+
+
+def train_loop(module: nn.Module, batches: Callable, loss_fn: Callable, opt: torch.optim.Optimizer, *,
+               lr: float, epochs: int, steps_per_epoch: int, schedule: str = "constant",
+               warmup_steps: int = 0, warmup: str = "before", grad_clip: float | None = None,
+               scaler=None, device: str = "cpu", amp: bool = False, start_epoch: int = 0,
+               on_step: Callable | None = None, on_epoch: Callable | None = None,
+               progress: bool = False, postfix: Callable | None = None) -> None:
+    """The optimizer loop under every torch model: schedule, zero_grad/backward/clip/step, autocast.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Put in train mode at the start of each epoch; its parameters are clipped.
+    batches : callable
+        ``batches(epoch)`` -> iterable of batches. Its random draws (batch order, augmentation,
+        episodic tasks) happen as it is consumed, one batch before that batch's step.
+    loss_fn : callable
+        ``loss_fn(batch)`` -> scalar loss tensor, or ``(loss, extra)``; run under autocast when
+        ``amp`` on CUDA.
+    opt : torch.optim.Optimizer
+        From :func:`make_optimizer` (or resumed from a checkpoint); its ``lr`` is set before each
+        step to ``lr * lr_factor(step, epochs * steps_per_epoch, warmup_steps, schedule, warmup)``.
+    lr : float
+    epochs, steps_per_epoch : int
+    schedule, warmup_steps, warmup
+        See :func:`lr_factor`.
+    grad_clip : float, optional
+        Maximum global gradient norm.
+    scaler : torch.amp.GradScaler, optional
+        fp16 loss scaling.
+    device : str
+    amp : bool
+    start_epoch : int
+        First epoch to run (resumed training).
+    on_step : callable, optional
+        ``on_step(epoch, step, batch, loss, extra)`` after each optimizer step.
+    on_epoch : callable, optional
+        ``on_epoch(epoch)`` after each epoch; returning True stops training.
+    progress : bool
+        tqdm bar over epochs; ``postfix()`` -> dict shown on it.
+    """
+    from tqdm.auto import tqdm
+
+    total_steps = steps_per_epoch * epochs
+    lr_factor(0, total_steps, warmup_steps, schedule, warmup)  # validates the schedule
+    bar = tqdm(range(start_epoch, epochs), disable=not progress, desc="train", leave=False,
+               initial=start_epoch, total=epochs)
+    for epoch in bar:
+        module.train()
+        for b, batch in enumerate(batches(epoch)):
+            step = epoch * steps_per_epoch + b
+            for g in opt.param_groups:
+                g["lr"] = lr * lr_factor(step, total_steps, warmup_steps, schedule, warmup)
+            ctx, _ = _autocast(device, amp)
+            with ctx:
+                out = loss_fn(batch)
+            loss, extra = out if isinstance(out, tuple) else (out, None)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"epoch {epoch}: training loss is {float(loss)} (lower lr?)")
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            if on_step is not None:
+                on_step(epoch, step, batch, loss, extra)
+        stop = bool(on_epoch(epoch)) if on_epoch is not None else False
+        if postfix is not None:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in postfix().items()})
+        if stop:
+            break
+    bar.close()
 
 
 def _load_checkpoint(path: Path, module, opt, scaler):
@@ -196,8 +299,6 @@ def fit_torch(module: nn.Module, train, *, loss_fn: Callable, val=None, val_scor
     -------
     TrainResult
     """
-    from tqdm.auto import tqdm
-
     if max_epochs < 1:
         raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
     if batch_size < 1:
@@ -209,7 +310,7 @@ def fit_torch(module: nn.Module, train, *, loss_fn: Callable, val=None, val_scor
     device = resolve_device(device)
     eval_bs = eval_batch_size or 4 * batch_size
     module.to(device)
-    opt = _make_optimizer(optimizer, [p for p in module.parameters() if p.requires_grad], lr, weight_decay)
+    opt = make_optimizer(optimizer, [p for p in module.parameters() if p.requires_grad], lr, weight_decay)
     ctx_dtype = _autocast(device, amp)[1]
     scaler = torch.amp.GradScaler("cuda") if ctx_dtype == torch.float16 else None
 
@@ -244,45 +345,28 @@ def fit_torch(module: nn.Module, train, *, loss_fn: Callable, val=None, val_scor
         score = float(val_score(pred, target.numpy())) if val_score is not None else -vloss
         return vloss, score
 
-    bar = tqdm(range(start_epoch, max_epochs), disable=not progress, desc="train", leave=False,
-               initial=start_epoch, total=max_epochs)
-    for epoch in bar:
-        if stopped_early:
-            break
-        torch.manual_seed(seed * 100_003 + epoch)
-        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    def epoch_batches(epoch):
+        torch.manual_seed(derive_seed(seed, epoch))
+        gen = torch.Generator().manual_seed(derive_seed(seed, epoch))
         order = torch.randperm(n, generator=gen)
-        module.train()
-        total, count = 0.0, 0
         for b in range(steps_per_epoch):
-            step = epoch * steps_per_epoch + b
-            for g in opt.param_groups:
-                g["lr"] = lr * lr_factor(step, total_steps, warmup_steps, schedule)
             idx = order[b * batch_size:(b + 1) * batch_size]
-            batch = [t[idx].to(device, non_blocking=True) for t in train]
-            ctx, _ = _autocast(device, amp)
-            with ctx:
-                pred = module(*batch[:-1])
-                tgt = batch[-1]
-                loss = loss_fn(pred.float() if pred.is_floating_point() else pred, tgt)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"epoch {epoch}: training loss is {float(loss)} (lower lr?)")
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(opt)
-            else:
-                loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                opt.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        rec = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": total / count}
+            yield [t[idx].to(device, non_blocking=True) for t in train]
+
+    def batch_loss(batch):
+        pred = module(*batch[:-1])
+        return loss_fn(pred.float() if pred.is_floating_point() else pred, batch[-1])
+
+    sums = [0.0, 0]
+
+    def on_step(epoch, step, batch, loss, extra):
+        sums[0] += float(loss.detach()) * len(batch[-1])
+        sums[1] += len(batch[-1])
+
+    def on_epoch(epoch):
+        nonlocal best_score, best_epoch, best_state, bad_epochs, stopped_early
+        rec = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": sums[0] / sums[1]}
+        sums[:] = [0.0, 0]
         if val is not None:
             rec["val_loss"], rec["val_score"] = evaluate()
             score = rec["val_score"]
@@ -297,7 +381,6 @@ def fit_torch(module: nn.Module, train, *, loss_fn: Callable, val=None, val_scor
             bad_epochs += 1
         if patience is not None and val is not None and bad_epochs >= patience:
             stopped_early = True
-        bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items() if k not in ("epoch",)})
         if ckpt is not None:
             state = {
                 "epoch": epoch, "history": history, "best_score": best_score, "best_epoch": best_epoch,
@@ -309,8 +392,14 @@ def fit_torch(module: nn.Module, train, *, loss_fn: Callable, val=None, val_scor
                 torch.save(state, tmp)
         if stopped_early:
             log.info("early stop after epoch %d (best epoch %d, score %.4g)", epoch, best_epoch, best_score)
-            break
-    bar.close()
+        return stopped_early
+
+    if not stopped_early:  # a resumed run that had stopped early trains no further
+        train_loop(module, epoch_batches, batch_loss, opt, lr=lr, epochs=max_epochs,
+                   steps_per_epoch=steps_per_epoch, schedule=schedule, warmup_steps=warmup_steps,
+                   grad_clip=grad_clip, scaler=scaler, device=device, amp=amp, start_epoch=start_epoch,
+                   on_step=on_step, on_epoch=on_epoch, progress=progress,
+                   postfix=lambda: {k: v for k, v in history[-1].items() if k != "epoch"})
     if best_state is not None:
         module.load_state_dict(best_state)
     module.to(device).eval()
