@@ -38,7 +38,7 @@ rule image_split:
     input:
         betas=[betas_path(s) for s in FMRI_SUBJECTS],
     output:
-        f"{R}/splits/images.tsv",
+        split=f"{R}/splits/images.tsv",
     params:
         mode=config["fmri"]["test_images"],
     log:

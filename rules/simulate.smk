@@ -3,7 +3,7 @@
 
 rule simulate_fmri:
     output:
-        f"{SIM}/fmri/dataset_description.json",
+        dataset_description=f"{SIM}/fmri/dataset_description.json",
     params:
         sim=config["simulate"],
         task=FMRI_TASK,
@@ -23,7 +23,7 @@ rule simulate_fmri:
 
 rule simulate_eeg:
     output:
-        f"{SIM}/eeg/dataset_description.json",
+        dataset_description=f"{SIM}/eeg/dataset_description.json",
     params:
         sim=config["simulate"]["eeg"],
         task=EEG_TASK,

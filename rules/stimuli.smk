@@ -6,7 +6,7 @@ rule stimuli:
     input:
         dataset=fmri_dataset,
     output:
-        f"{R}/stimuli/stimuli.tsv",
+        stimuli_tsv=f"{R}/stimuli/stimuli.tsv",
     params:
         format=FMRI_FORMAT,
         root=fmri_root(),

@@ -1,14 +1,4 @@
-"""Simulate the fMRI BIDS dataset (stimuli, BOLD, ROIs, ground truth) into the output's folder."""
-from pathlib import Path
+"""Rule simulate_fmri: the simulated fMRI BIDS dataset with ground truth. Code: neuroattn.stages.simulate.simulate_fmri."""
+from neuroattn.stages import from_snakemake
 
-from neuroattn.data.simulate import simulate_fmri_from_config
-from neuroattn.utils import set_threads, setup_logging
-
-log = setup_logging(snakemake.log[0])
-set_threads(snakemake.threads)
-root = Path(snakemake.output[0]).parent
-summary = simulate_fmri_from_config(root, snakemake.params.sim, task=snakemake.params.task,
-                                    seed=int(snakemake.params.seed), overwrite=True, progress=True)
-for s in summary["subjects"]:
-    log.info("sub-%s: %d trials, ROI voxels %s", s, summary[s]["n_trials"], summary[s]["rois"])
-log.info("wrote %s (%d images, %d shared)", root, summary["n_images"], len(summary["shared"]))
+from_snakemake(snakemake, "simulate_fmri")  # noqa: F821

@@ -1,0 +1,99 @@
+"""Parameters of the simulated fMRI dataset (:func:`neuroattn.data.simulate.simulate_fmri_dataset`):
+validated sizes, the config mapping, and the constants of the trial design and the BOLD noise."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+#: BOLD noise sd (AR(1) + motion, % signal change) at snr = 1
+NOISE_SD = 0.1
+#: amplitude of the slow drift (% signal change)
+DRIFT_SD = 1.0
+TRIAL_DURATION = 3.0
+ITI_RANGE = (3.5, 4.5)
+FIRST_ONSET = 6.0
+TAIL = 20.0
+_LABEL = re.compile(r"^[a-zA-Z0-9]+$")
+
+
+# arguments
+def _int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _num(name, value, low=0.0, high=np.inf):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (low < value <= high):
+        raise ValueError(f"{name} must be in ({low}, {high}], got {value}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class FmriSimParams:
+    """Validated arguments of :func:`simulate_fmri_dataset`."""
+
+    n_subjects: int = 4
+    n_images: int = 1000
+    image_size: int = 96
+    n_shared: int = 100
+    n_repeats_shared: int = 3
+    n_train_per_subject: int = 500
+    n_repeats_train: int = 1
+    voxel_size: float = 6.0
+    tr: float = 2.0
+    n_runs: int = 10
+    snr: float = 1.0
+    task: str = "vision"
+    seed: int = 0
+
+    def __post_init__(self):
+        _int("n_subjects", self.n_subjects, 1)
+        _int("n_images", self.n_images, 2)
+        _int("image_size", self.image_size, 32)
+        _int("n_shared", self.n_shared, 1)
+        _int("n_repeats_shared", self.n_repeats_shared, 1)
+        _int("n_train_per_subject", self.n_train_per_subject, 0)
+        _int("n_repeats_train", self.n_repeats_train, 1)
+        _num("voxel_size", self.voxel_size, 2.99, 12.0)
+        _num("tr", self.tr, 0.0, 10.0)
+        _int("n_runs", self.n_runs, 1)
+        _num("snr", self.snr)
+        _int("seed", self.seed, 0)
+        if not isinstance(self.task, str) or not _LABEL.match(self.task):
+            raise ValueError(f"task must be a BIDS label (letters and digits only), got {self.task!r}")
+        if self.n_shared + self.n_train_per_subject > self.n_images:
+            raise ValueError(f"n_shared + n_train_per_subject ({self.n_shared} + {self.n_train_per_subject}) "
+                             f"must not exceed n_images ({self.n_images})")
+        n_trials = self.n_shared * self.n_repeats_shared + self.n_train_per_subject * self.n_repeats_train
+        if self.n_runs > n_trials:
+            raise ValueError(f"n_runs ({self.n_runs}) exceeds the number of trials per subject ({n_trials})")
+        if self.voxel_size < 3.0:
+            raise ValueError(f"voxel_size must be >= 3 mm (got {self.voxel_size}): finer grids are too large to simulate")
+
+    @property
+    def n_trials(self) -> int:
+        return self.n_shared * self.n_repeats_shared + self.n_train_per_subject * self.n_repeats_train
+
+
+def params_from_config(sim: Mapping, *, task: str, seed: int) -> FmriSimParams:
+    """Map the config's ``simulate`` section (``fmri`` sub-section; ``eeg`` ignored) to parameters."""
+    sim = dict(sim)
+    fmri = dict(sim.pop("fmri", {}) or {})
+    sim.pop("eeg", None)
+    known = {f for f in FmriSimParams.__dataclass_fields__} - {"task", "seed", "n_subjects", "voxel_size", "tr", "n_runs", "snr"}
+    bad = sorted(set(sim) - known)
+    if bad:
+        raise KeyError(f"simulate: unknown key(s) {bad}; known: {sorted(known)}")
+    fknown = {"n_subjects", "voxel_size", "tr", "n_runs", "snr"}
+    bad = sorted(set(fmri) - fknown)
+    if bad:
+        raise KeyError(f"simulate.fmri: unknown key(s) {bad}; known: {sorted(fknown)}")
+    return FmriSimParams(**sim, **fmri, task=task, seed=seed)
