@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..train import make_optimizer, train_loop
 from .incontext import ContextEncoderNet, ImageDecoderNet, decoding_loss, infer_encoders
 
 log = logging.getLogger("neuroattn")
@@ -100,39 +101,42 @@ def _decoder_task(rng, entry, cfg, batch):
 
 
 # ----------------------------------------------------------------------------- training loops
-def _optimizer(net, lr, steps):
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
-    return opt, sched
+def _meta_fit(net, tasks, task_loss, on_step, lr, steps: int, device) -> None:
+    """Both stages' schedule on :func:`neuroattn.train.train_loop`: one task per step, AdamW
+    (weight decay 1e-4), a linear warmup over 5 % of the steps overlapping a cosine decay,
+    gradients clipped at 1.0."""
+    opt = make_optimizer("adamw", net.parameters(), lr, 1e-4)
+    train_loop(net, lambda epoch: tasks(), task_loss, opt, lr=lr, epochs=1, steps_per_epoch=steps,
+               schedule="cosine", warmup_steps=max(1, steps // 20), warmup="overlap", grad_clip=1.0,
+               device=device, on_step=on_step)
 
 
-def _step(net, opt, sched, loss) -> float:
-    """One optimizer step with gradient clipping at 1.0; returns the loss value."""
-    opt.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-    opt.step()
-    sched.step()
-    return loss.item()
+def _logger(losses, steps: int, what: str, stage: int):
+    def on_step(epoch, step, batch, loss, extra):
+        losses.append(loss.item())
+        if step % max(1, steps // 5) == 0:
+            log.info("stage %d step %d/%d: %s %.4f", stage, step, steps, what, np.mean(losses[-20:]))
+    return on_step
 
 
 def train_encoder(net: ContextEncoderNet, pools, cfg, steps: int, seed: int, device="cpu", lr=None):
     """Meta-train stage 1 for ``steps`` episodes (MSE of query predictions); returns the losses."""
     rng = np.random.default_rng(seed)
-    net.to(device).train()
-    opt, sched = _optimizer(net, lr or cfg["lr"], steps)
-    losses = []
-    for step in range(steps):
-        pool = pools[rng.integers(len(pools))]
-        xc, yc, xq, yq = (torch.as_tensor(a, dtype=torch.float32, device=device)
-                          for a in _encoder_task(rng, pool, cfg, cfg["batch_size"]))
+    net.to(device)
+
+    def tasks():
+        for _ in range(steps):
+            pool = pools[rng.integers(len(pools))]
+            yield tuple(torch.as_tensor(a, dtype=torch.float32, device=device)
+                        for a in _encoder_task(rng, pool, cfg, cfg["batch_size"]))
+
+    def task_loss(task):
+        xc, yc, xq, yq = task
         w, b = net(xc, yc)
-        loss = F.mse_loss(w @ xq.T + b[:, None], yq)
-        losses.append(_step(net, opt, sched, loss))
-        if step % max(1, steps // 5) == 0:
-            log.info("stage 1 step %d/%d: mse %.4f", step, steps, np.mean(losses[-20:]))
+        return F.mse_loss(w @ xq.T + b[:, None], yq)
+
+    losses: list = []
+    _meta_fit(net, tasks, task_loss, _logger(losses, steps, "mse", 1), lr or cfg["lr"], steps, device)
     net.eval()
     return losses
 
@@ -142,15 +146,19 @@ def train_decoder(dec: ImageDecoderNet, enc: ContextEncoderNet, pools, cfg, step
     """Meta-train stage 2 on stage-1 encoders inferred from a context (cosine + InfoNCE)."""
     rng = np.random.default_rng(seed)
     bank = decoder_bank(rng, enc, pools, cfg, device=device)
-    dec.to(device).train()
-    opt, sched = _optimizer(dec, lr or cfg["lr"], steps)
-    losses = []
-    for step in range(steps):
-        W, b, beta, target = _decoder_task(rng, bank[rng.integers(len(bank))], cfg, cfg["batch_size"])
-        t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
-        loss = decoding_loss(dec(t(W), t(b), t(beta)), t(target))
-        losses.append(_step(dec, opt, sched, loss))
-        if step % max(1, steps // 5) == 0:
-            log.info("stage 2 step %d/%d: loss %.4f", step, steps, np.mean(losses[-20:]))
+    dec.to(device)
+    t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
+
+    def tasks():
+        for _ in range(steps):
+            W, b, beta, target = _decoder_task(rng, bank[rng.integers(len(bank))], cfg, cfg["batch_size"])
+            yield t(W), t(b), t(beta), t(target)
+
+    def task_loss(task):
+        W, b, beta, target = task
+        return decoding_loss(dec(W, b, beta), target)
+
+    losses: list = []
+    _meta_fit(dec, tasks, task_loss, _logger(losses, steps, "loss", 2), lr or cfg["lr"], steps, device)
     dec.eval()
     return losses
