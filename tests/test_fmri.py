@@ -406,7 +406,8 @@ def test_bad_input_names_file_and_problem(case, clean, tmp_path):
 
 
 def _run_script(root, out, glm=None):
-    """Run rules/scripts/fmri_betas.py as Snakemake would, in a subprocess; return (rc, stderr)."""
+    """Run rules/scripts/fmri_betas.py (stage neuroattn.stages.fmri.fmri_betas) as Snakemake would, in a
+    subprocess; return (rc, stderr)."""
     wrapper = f"""
 import runpy, types, sys
 class NS(dict):
@@ -416,7 +417,7 @@ snakemake = NS(
     input=NS(dataset={str(root / 'dataset_description.json')!r}),
     output=NS(betas=out + '/b.h5', trials=out + '/t.tsv', voxels=out + '/v.tsv', provenance=out + '/p.json'),
     params=NS(bids_root={str(root)!r}, task='vision', glm={glm or {}!r}, keep_other=False, seed=0),
-    wildcards=NS(subject='01'), log=[out + '/log.txt'])
+    wildcards=NS(subject='01'), log=[out + '/log.txt'], threads=1)
 runpy.run_path({str(ROOT / 'rules' / 'scripts' / 'fmri_betas.py')!r}, init_globals={{'snakemake': snakemake}})
 """
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

@@ -96,3 +96,41 @@ def test_root_markers_and_checks(tmp_path):
     formats.check_root("bnci2a", tmp_path)
     with pytest.raises(FileNotFoundError, match="folder not found"):
         formats.check_root("algonauts", tmp_path / "missing")
+
+
+def test_schema_format_enums_are_the_registry():
+    schema = nconfig.load_schema()["properties"]
+    assert schema["fmri"]["properties"]["format"]["enum"] == list(formats.FMRI_FORMATS)
+    assert schema["eeg"]["properties"]["format"]["enum"] == list(formats.EEG_FORMATS)
+    assert set(formats.FMRI_FORMATS) | set(formats.EEG_FORMATS) == set(formats.FORMATS.names())
+    for name in formats.FORMATS:
+        entry = formats.FORMATS[name]
+        assert entry.config_section in ("fmri.adapter", "eeg.adapter") and entry.meta["layout"]
+
+
+def test_schema_adapter_keys_cover_every_format_default():
+    schema = nconfig.load_schema()["properties"]
+    for section, names in (("fmri", formats.FMRI_FORMATS), ("eeg", formats.EEG_FORMATS)):
+        props = set(schema[section]["properties"]["adapter"]["properties"])
+        for name in names:
+            assert set(formats.adapter_params(name, None, modality=section)) <= props, (section, name)
+
+
+def test_unknown_adapter_keys_are_refused_not_dropped(tmp_path):
+    with pytest.raises(KeyError, match=r"fmri\.adapter: unknown key\(s\) \['sesions'\] for format 'nsd' "
+                                       r"\(allowed: \['betas', 'rois', 'sessions', 'space'\]\)"):
+        formats.write_stimuli("nsd", tmp_path, ["01"], tmp_path / "s", {"sesions": [1]})
+    with pytest.raises(KeyError, match="for format 'algonauts'"):
+        formats.fmri_subject("algonauts", tmp_path, "01", "x", adapter={"space": "func1mm"})
+    with pytest.raises(KeyError, match=r"eeg\.adapter: unknown key\(s\) \['runs'\] for format 'bnci2a'"):
+        formats.eeg_subject("bnci2a", tmp_path, "01", adapter={"runs": [4]})
+    assert formats.adapter_params("eegmmidb", {"runs": [4]}) == {"runs": [4]}
+    assert formats.adapter_params("moabb", None) == {"dataset": "BNCI2014_001"}
+
+
+def test_glm_defaults_come_from_config_yaml():
+    from neuroattn.data.fmri import glm_params
+
+    assert glm_params(None) == {**nconfig.section_defaults("fmri", "glm"), "confounds": []}
+    with pytest.raises(KeyError, match=r"fmri\.glm: unknown key\(s\) \['hrf'\] \(allowed: "):
+        glm_params({"hrf": "spm"})
