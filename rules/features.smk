@@ -10,7 +10,7 @@ rule train_backbone:
         history=f"{R}/features/{{backbone}}/training.tsv",
     params:
         stimuli_dir=stimuli_dir(),
-        backbone=lambda w: backbone_cfg(w.backbone),
+        backbone_config=lambda w: backbone_cfg(w.backbone),
         training=config["backbone_training"],
         seed=config["seed"],
         device=config["device"],
@@ -36,10 +36,10 @@ rule extract_features:
         split=f"{R}/splits/images.tsv",
         weights=backbone_weights,
     output:
-        f"{R}/features/{{backbone}}/features.h5",
+        features_h5=f"{R}/features/{{backbone}}/features.h5",
     params:
         stimuli_dir=stimuli_dir(),
-        backbone=lambda w: backbone_cfg(w.backbone),
+        backbone_config=lambda w: backbone_cfg(w.backbone),
         features=lambda w: {k: v for k, v in config["features"].items() if k != "backbones"},
         seed=config["seed"],
         device=config["device"],

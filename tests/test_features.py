@@ -6,8 +6,10 @@ from PIL import Image
 
 from neuroattn.features import FeatureStore, StreamingPCA
 from neuroattn.features.backbones import SmallCNN, list_backbones, load_backbone
-from neuroattn.features.extract import cache_features, extract, load_image, stimulus_table
+from neuroattn.features.cache import cache_features
+from neuroattn.features.extract import extract, load_image
 from neuroattn.features.training import pgd_attack, rotate, save_weights, train_backbone
+from neuroattn.stages.features import stimulus_table
 
 SMALL = dict(widths=(8, 16, 16, 32))
 
@@ -331,24 +333,12 @@ def test_flip_and_shift_augment():
 
 
 # ---------------------------------------------------------------------------------------------
-# the rule scripts, end to end on a tiny BIDS root (with a stand-in `snakemake` object)
+# the stages of rules/features.smk, end to end on a tiny stimulus folder
 # ---------------------------------------------------------------------------------------------
-class _NL(list):
-    def __init__(self, **named):
-        super().__init__(named.values())
-        self.__dict__.update(named)
+def _run_stage(name, **kwargs):
+    from neuroattn.stages import run_stage
 
-
-def _run_script(name, **parts):
-    import runpy
-    from types import SimpleNamespace
-
-    from conftest import ROOT
-
-    smk = SimpleNamespace(input=_NL(**parts["input"]), output=_NL(**parts["output"]),
-                          params=SimpleNamespace(**parts["params"]), log=[parts["log"]], threads=1,
-                          wildcards=SimpleNamespace(backbone="smallcnn"))
-    runpy.run_path(f"{ROOT}/rules/scripts/{name}.py", init_globals={"snakemake": smk})
+    run_stage(name, kwargs, threads=1)
 
 
 def test_rule_scripts_train_then_extract_with_pca(tmp_path, rng):
@@ -364,18 +354,15 @@ def test_rule_scripts_train_then_extract_with_pca(tmp_path, rng):
         f"{n}\t{'test' if i < 5 else 'train'}\t1\n" for i, n in enumerate(names)))
     bcfg = {"arch": "smallcnn", "weights": "train", "layers": ["layer2", "layer3"], "image_size": 32}
     w, hist = tmp_path / "weights.pt", tmp_path / "training.tsv"
-    _run_script("train_backbone", input={"dataset": "x"}, output={"weights": str(w), "history": str(hist)},
-                params={"bids_root": str(tmp_path / "bids"), "backbone": bcfg, "seed": 0, "device": "cpu",
-                        "training": {"epochs": 2, "batch_size": 8, "lr": 0.002, "rotation": 10.0, "flip": True,
-                                     "translate": 0.05, "adversarial": False, "pgd_eps": 0.01, "pgd_steps": 1}},
-                log=str(tmp_path / "train.log"))
+    _run_stage("train_backbone", dataset="x", weights=str(w), history=str(hist), stimuli_dir=str(stim),
+               backbone="smallcnn", backbone_config=bcfg, seed=0, device="cpu",
+               training={"epochs": 2, "batch_size": 8, "lr": 0.002, "rotation": 10.0, "flip": True,
+                         "translate": 0.05, "adversarial": False, "pgd_eps": 0.01, "pgd_steps": 1})
     assert w.is_file() and "final_val_acc" in hist.read_text()
     out = tmp_path / "features.h5"
-    _run_script("extract_features", input={"dataset": "x", "split": str(split), "weights": [str(w)]},
-                output={"out": str(out)},
-                params={"bids_root": str(tmp_path / "bids"), "backbone": bcfg, "seed": 0, "device": "cpu",
-                        "features": {"batch_size": 8, "dtype": "float16", "pca": 64}},
-                log=str(tmp_path / "extract.log"))
+    _run_stage("extract_features", dataset="x", split=str(split), weights=[str(w)], features_h5=str(out),
+               stimuli_dir=str(stim), backbone="smallcnn", backbone_config=bcfg, seed=0, device="cpu",
+               features={"batch_size": 8, "dtype": "float16", "pca": 64})
     st = FeatureStore(out)
     assert list(st.images) == names and st.layers == ["layer2", "layer3"]
     assert st.attrs["weights"] == f"trained:{w}" and st.attrs["backbone"] == "smallcnn"
@@ -400,3 +387,37 @@ def test_package_level_extract_is_callable(cnn, images):
 
     np.testing.assert_array_equal(nf.extract(cnn, images, layers="layer4")["layer4"],
                                   extract(cnn, images, layers="layer4")["layer4"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the backbone registry
+# ---------------------------------------------------------------------------------------------
+def test_backbone_registry_kinds_and_configs_agree():
+    """Every backbone ``arch`` of the shipped configs resolves to a registered kind, and the
+    registry's kinds are the ones the schema's ``features.backbones.<name>.arch`` describes."""
+    import glob
+
+    import yaml
+
+    from conftest import ROOT
+    from neuroattn.features.backbones import BACKBONES, backbone_kind
+
+    assert BACKBONES.names() == ["smallcnn", "torchvision", "timm"]
+    archs = set()
+    for f in glob.glob(f"{ROOT}/config/*.yaml"):
+        cfg = yaml.safe_load(open(f)) or {}
+        for b in ((cfg.get("features") or {}).get("backbones") or {}).values():
+            if isinstance(b, dict) and "arch" in b:
+                archs.add(b["arch"])
+    assert "smallcnn" in archs
+    for arch in archs:
+        assert backbone_kind(arch) in BACKBONES
+    schema = yaml.safe_load(open(f"{ROOT}/config/config.schema.yaml"))
+    arch = schema["properties"]["features"]["properties"]["backbones"]["additionalProperties"]["properties"]["arch"]
+    for kind in BACKBONES.names():
+        assert kind in arch["description"]
+
+
+def test_backbone_unknown_kwargs_refused():
+    with pytest.raises(TypeError, match="unknown parameter.*width"):
+        load_backbone("smallcnn", image_size=32, width=8)

@@ -130,3 +130,51 @@ def test_warmup_cosine_schedule():
     assert f[10] == pytest.approx(1.0) and f[55] == pytest.approx(0.5, abs=0.02) and f[-1] < 0.01
     assert all(a >= b for a, b in zip(f[10:], f[11:]))
     assert lr_factor(50, 100, 0, "constant") == 1.0
+
+
+def test_lr_factor_reproduces_each_former_schedule_bit_for_bit():
+    """The one schedule gives the floats of the three loops it replaced (fit_torch's warmup then
+    cosine, backbone training's per-step LambdaLR cosine, meta-training's overlapping warmup)."""
+    import math
+
+    def fit_torch_old(s, total, warm):
+        if warm > 0 and s < warm:
+            return (s + 1) / warm
+        t = min(max(s - warm, 0) / max(total - warm, 1), 1.0)
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+
+    for total, warm in [(100, 10), (37, 0), (7, 3)]:
+        for s in range(total + 2):
+            assert lr_factor(s, total, warm, "cosine") == fit_torch_old(s, total, warm)
+    for total in (1, 8, 152, 229):  # backbone training: LambdaLR, no warmup, base lr * factor
+        for s in range(total + 2):
+            old = 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+            assert 2e-3 * lr_factor(s, total, 0, "cosine", warmup="overlap") == 2e-3 * old
+    for steps in (1, 20, 150, 1000):  # meta-training
+        warm = max(1, steps // 20)
+        for s in range(steps + 2):
+            old = min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1)))
+            assert lr_factor(s, steps, warm, "cosine", warmup="overlap") == old
+    with pytest.raises(ValueError, match="warmup"):
+        lr_factor(0, 10, 1, "cosine", warmup="after")
+
+
+def test_train_loop_runs_a_step_source(rng):
+    """train_loop on a generator of batches (the episodic form): one step per batch, losses fall."""
+    from neuroattn.train import make_optimizer, train_loop
+
+    X, Y = _problem(rng)
+    torch.manual_seed(0)
+    net = _mlp()
+    Xt, Yt = torch.as_tensor(X), torch.as_tensor(Y)
+    losses, epochs_seen = [], []
+
+    def batches(epoch):
+        for i in range(0, 200, 50):
+            yield Xt[i:i + 50], Yt[i:i + 50]
+
+    train_loop(net, batches, lambda b: nn.functional.mse_loss(net(b[0]), b[1]),
+               make_optimizer("adamw", net.parameters(), 1e-2, 0.0), lr=1e-2, epochs=5, steps_per_epoch=4,
+               schedule="cosine", warmup_steps=2, warmup="overlap", grad_clip=1.0,
+               on_step=lambda e, s, b, loss, x: losses.append(loss.item()), on_epoch=lambda e: epochs_seen.append(e))
+    assert len(losses) == 20 and epochs_seen == [0, 1, 2, 3, 4] and losses[-1] < losses[0]

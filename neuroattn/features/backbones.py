@@ -36,6 +36,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..registry import Registry
+from .smallcnn import SmallCNN
+from .weights import _num_classes_from, check_state_dict, read_state_dict  # noqa: F401  (public)
+
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -54,77 +58,6 @@ DEFAULT_LAYERS = {
     "vit_l_16": [f"encoder.layers.encoder_layer_{i}" for i in (7, 15, 23)],
 }
 
-#: The classification head's weight key per architecture (to size ``num_classes`` from a state dict).
-_HEAD_KEYS = ("fc.weight", "classifier.6.weight", "heads.head.weight", "head.weight",
-              "classifier.weight", "classifier.1.weight", "classifier.3.weight")
-
-
-# --------------------------------------------------------------------------------------------------
-# The project's small CNN
-# --------------------------------------------------------------------------------------------------
-class _BasicBlock(nn.Module):
-    def __init__(self, c_in, c_out, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.downsample = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
-                                            nn.BatchNorm2d(c_out))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        out = self.bn2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + identity, inplace=True)
-
-
-class SmallCNN(nn.Module):
-    """A ResNet-like CNN for small (64-128 px) images, quick to train on a few CPU cores.
-
-    Stem (5x5 conv, stride 2, then 2x2 max-pool) and four stages of basic residual blocks named
-    ``layer1``..``layer4`` with strides 4, 8, 16 and 32 relative to the input, then global
-    average pooling and a linear classifier ``fc``.
-
-    Parameters
-    ----------
-    num_classes : int
-        Outputs of the classifier.
-    widths : sequence of 4 int
-        Channels of the four stages.
-    blocks : int
-        Residual blocks per stage.
-    """
-
-    def __init__(self, num_classes: int = 10, widths=(32, 64, 128, 256), blocks: int = 1):
-        super().__init__()
-        if len(widths) != 4:
-            raise ValueError(f"SmallCNN needs 4 stage widths, got {widths!r}")
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 5, 2, 2, bias=False), nn.BatchNorm2d(widths[0]),
-                                  nn.ReLU(inplace=True), nn.MaxPool2d(2))
-        c_in = widths[0]
-        for i, c in enumerate(widths):
-            stage = [_BasicBlock(c_in, c, 1 if i == 0 else 2)]
-            stage += [_BasicBlock(c, c, 1) for _ in range(blocks - 1)]
-            setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
-            c_in = c
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c_in, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x):
-        x = self.stem(x)
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
-# --------------------------------------------------------------------------------------------------
-# The wrapper
-# --------------------------------------------------------------------------------------------------
 class Backbone:
     """A vision network with its preprocessing and readable layers.
 
@@ -240,7 +173,7 @@ class Backbone:
 
 
 # --------------------------------------------------------------------------------------------------
-# Registry
+# Registry: one entry per kind of backbone; a name resolves to its kind (backbone_kind)
 # --------------------------------------------------------------------------------------------------
 def _torchvision_names() -> list[str]:
     import torchvision
@@ -253,87 +186,60 @@ def list_backbones() -> list[str]:
     return ["smallcnn"] + _torchvision_names()
 
 
-def _build(name, num_classes, image_size, kw):
-    """Build the bare module for ``name``; returns (module, mean, std, n_prefix_tokens)."""
-    if name == "smallcnn":
-        return SmallCNN(num_classes=num_classes or 10, **kw), IMAGENET_MEAN, IMAGENET_STD, 0
-    if name.startswith("timm:"):
-        try:
-            import timm
-        except ImportError as exc:
-            raise ImportError(f"backbone {name!r} needs timm: pip install 'neuroattn[timm]'") from exc
-        args = dict(kw)
-        if num_classes:
-            args["num_classes"] = num_classes
-        model = timm.create_model(name[5:], pretrained=False, **args)  # never downloads
-        cfg = getattr(model, "pretrained_cfg", None) or {}
-        return (model, cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD),
-                int(getattr(model, "num_prefix_tokens", 0)))
+def _smallcnn(arch, num_classes, image_size, widths=(32, 64, 128, 256), blocks: int = 1):
+    return SmallCNN(num_classes=num_classes or 10, widths=widths, blocks=blocks), IMAGENET_MEAN, IMAGENET_STD, 0
+
+
+def _timm(arch, num_classes, image_size, **kw):
+    try:
+        import timm
+    except ImportError as exc:
+        raise ImportError(f"backbone {arch!r} needs timm: pip install 'neuroattn[timm]'") from exc
+    args = dict(kw)
+    if num_classes:
+        args["num_classes"] = num_classes
+    model = timm.create_model(arch[5:], pretrained=False, **args)  # never downloads
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return (model, cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD),
+            int(getattr(model, "num_prefix_tokens", 0)))
+
+
+def _torchvision(arch, num_classes, image_size, **kw):
     import torchvision
 
-    if name not in _torchvision_names():
-        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(list_backbones())} "
+    if arch not in _torchvision_names():
+        raise ValueError(f"unknown backbone {arch!r}; known: {', '.join(list_backbones())} "
                          "(or 'timm:<name>' with timm installed)")
     args = dict(kw)
     if num_classes:
         args["num_classes"] = num_classes
-    is_vit = name.startswith("vit_")
+    is_vit = arch.startswith("vit_")
     if is_vit:
         args.setdefault("image_size", image_size)
     # weights=None: random init; torchvision never downloads then.
-    model = torchvision.models.get_model(name, weights=None, **args)
+    model = torchvision.models.get_model(arch, weights=None, **args)
     return model, IMAGENET_MEAN, IMAGENET_STD, 1 if is_vit else 0
 
 
-def _unwrap_state_dict(obj, path):
-    if isinstance(obj, dict) and len(obj) == 1 and next(iter(obj)) in {"state_dict", "model", "model_state"}:
-        obj = next(iter(obj.values()))
-    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
-        raise ValueError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
-    if obj and all(k.startswith("module.") for k in obj):  # saved from DataParallel/DDP
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return obj
+#: Backbone kinds: factory(arch, num_classes, image_size, **kw) -> (module, mean, std, n_prefix_tokens).
+#: Extra keywords go to the architecture's constructor (torchvision and timm take their own).
+BACKBONES = Registry("backbone")
+BACKBONES.register("smallcnn", _smallcnn, config_section="features.backbones", produces=("features",))
+BACKBONES.register("torchvision", _torchvision, config_section="features.backbones", produces=("features",))
+BACKBONES.register("timm", _timm, config_section="features.backbones", produces=("features",))
 
 
-def read_state_dict(path) -> dict:
-    """Read a local state-dict file safely (``weights_only=True``); clear errors for bad paths."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise ValueError(f"{path}: cannot be read as torch weights ({exc})") from exc
-    return _unwrap_state_dict(obj, path)
+def backbone_kind(name: str) -> str:
+    """The :data:`BACKBONES` kind of backbone ``name``: ``smallcnn``, ``timm`` (``timm:<name>``)
+    or ``torchvision`` (any other name, checked against torchvision's list when built)."""
+    if name == "smallcnn":
+        return "smallcnn"
+    return "timm" if name.startswith("timm:") else "torchvision"
 
 
-def check_state_dict(model: nn.Module, state: dict, path="<state dict>") -> None:
-    """Raise ValueError naming missing, unexpected and shape-mismatched keys of ``state``."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        def show(keys):
-            return ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
-
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {show(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {show(unexpected)}")
-        if shapes:
-            parts.append(f"shape mismatches (file vs model): {show(shapes)}")
-        raise ValueError(f"{path}: weights do not match the architecture of {type(model).__name__}; "
-                         + "; ".join(parts))
-
-
-def _num_classes_from(state):
-    for k in _HEAD_KEYS:
-        if k in state and state[k].ndim == 2:
-            return int(state[k].shape[0])
-    return None
+def _build(name, num_classes, image_size, kw):
+    """Build the bare module for ``name``; returns (module, mean, std, n_prefix_tokens)."""
+    return BACKBONES.build(backbone_kind(name), arch=name, num_classes=num_classes, image_size=image_size, **kw)
 
 
 def load_backbone(name: str, weights=None, *, image_size: int = 96, num_classes: int | None = None,

@@ -11,11 +11,9 @@ Every layer output becomes ``(n_images, n_tokens, n_channels)``:
 
 Pooled embeddings are the mean over tokens (conv layers) or the CLS token (ViT layers).
 
-Images are a uint8 array ``(n, H, W, 3)`` or a list of image files. Files are read with Pillow:
-RGB as is; grayscale (``L``) and palette (``P``) images are converted to RGB; RGBA/LA images are
-accepted only when fully opaque (alpha dropped); any other mode (16-bit, float, CMYK, ...) and
-unreadable files raise a ValueError naming the file. Images are resized to the backbone's
-``image_size`` by :meth:`Backbone.preprocess`.
+Images are a uint8 array ``(n, H, W, 3)`` or a list of image files (read by ``images.py``),
+resized to the backbone's ``image_size`` by :meth:`Backbone.preprocess`. Streaming features into
+an HDF5 cache (with PCA) is ``cache.py``.
 
 Activations are caught with forward hooks; the forward pass stops as soon as every asked-for layer
 has been seen, so reading early layers costs less than a full forward pass.
@@ -26,117 +24,14 @@ import logging
 import math
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .backbones import Backbone
-from .store import FeatureWriter, StreamingPCA
+from .images import ImageSource, load_image  # noqa: F401  (load_image: public import)
 
 log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------------------------------
-# Images
-# --------------------------------------------------------------------------------------------------
-def load_image(path) -> np.ndarray:
-    """Read one image file as uint8 RGB (H, W, 3); ValueError naming the file when it cannot be."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode == "P":
-                im = im.convert("RGBA")
-            mode = im.mode
-            if mode in {"RGBA", "LA"}:
-                if im.getchannel("A").getextrema()[0] < 255:
-                    raise ValueError(f"{path}: image has transparent pixels (mode {im.mode}); "
-                                     "flatten it onto a background first")
-                im = im.convert("RGB")
-            elif mode == "L":
-                im = im.convert("RGB")
-            elif mode != "RGB":
-                raise ValueError(f"{path}: unsupported image mode {mode!r}; need 8-bit RGB or grayscale")
-            arr = np.asarray(im, dtype=np.uint8)
-    except FileNotFoundError as exc:
-        raise ValueError(f"{path}: image file does not exist") from exc
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ValueError(f"{path}: unreadable image ({exc})") from exc
-    return arr
-
-
-class ImageSource:
-    """Indexable images from a uint8 array (n, H, W, 3) or a list of files (read lazily).
-
-    ``source[i:j]`` or ``source[index_array]`` returns a list of (H, W, 3) uint8 arrays.
-    """
-
-    def __init__(self, images):
-        if isinstance(images, ImageSource):
-            self._arr, self._paths = images._arr, images._paths
-            return
-        if isinstance(images, (str, Path)):
-            raise ValueError(f"images must be an array or a list of files, got the single path {images!r}")
-        if isinstance(images, np.ndarray) or torch.is_tensor(images):
-            arr = np.asarray(images)
-            if arr.ndim != 4 or arr.shape[-1] != 3:
-                raise ValueError(f"image array must be (n, H, W, 3) RGB, got shape {arr.shape}")
-            if arr.dtype != np.uint8:
-                raise ValueError(f"image array must be uint8 (0-255), got {arr.dtype}")
-            self._arr, self._paths = arr, None
-        else:
-            self._arr, self._paths = None, [Path(p) for p in images]
-
-    def __len__(self):
-        return len(self._arr) if self._arr is not None else len(self._paths)
-
-    @property
-    def names(self) -> list[str]:
-        """File names (paths given) or ``img<i>`` row labels (array given)."""
-        if self._paths is not None:
-            return [p.name for p in self._paths]
-        return [f"img{i:05d}" for i in range(len(self))]
-
-    def __getitem__(self, idx):
-        if self._arr is not None:
-            return self._arr[idx]
-        rows = np.arange(len(self))[idx]
-        return [load_image(self._paths[i]) for i in np.atleast_1d(rows)]
-
-
-def stimulus_table(bids_root) -> pd.DataFrame:
-    """The stimuli of a BIDS root: ``stim_file`` (name under ``stimuli/``), ``path`` and any other
-    columns of ``stimuli/stimuli.tsv``; without that file, every ``stimuli/*.png`` (sorted).
-
-    Raises
-    ------
-    FileNotFoundError
-        No ``stimuli/`` folder, or files listed in ``stimuli.tsv`` that do not exist.
-    """
-    folder = Path(bids_root) / "stimuli"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no stimuli folder in the BIDS root")
-    tsv = folder / "stimuli.tsv"
-    if tsv.is_file():
-        df = pd.read_csv(tsv, sep="\t", dtype={"stim_file": str})
-        if "stim_file" not in df.columns:
-            raise ValueError(f"{tsv}: needs a 'stim_file' column, has {list(df.columns)}")
-        if df["stim_file"].duplicated().any():
-            raise ValueError(f"{tsv}: stim_file listed twice: {df.stim_file[df.stim_file.duplicated()].tolist()[:5]}")
-    else:
-        files = sorted(p.name for p in folder.glob("*.png"))
-        if not files:
-            raise FileNotFoundError(f"{folder}: no stimuli.tsv and no *.png images")
-        df = pd.DataFrame({"stim_file": files})
-    df["path"] = [str(folder / f) for f in df["stim_file"]]
-    missing = [f for f, p in zip(df.stim_file, df.path) if not Path(p).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{tsv}: listed stimuli missing from {folder}: {missing[:5]}")
-    return df.reset_index(drop=True)
 
 
 def _to_input(backbone: Backbone, batch, out=None) -> torch.Tensor:
@@ -351,91 +246,12 @@ def extract(backbone: Backbone, images, layers=None, batch_size: int = 64) -> Fe
 # --------------------------------------------------------------------------------------------------
 # Streaming to a cache, with optional PCA fitted on a subset (the training images)
 # --------------------------------------------------------------------------------------------------
-def fit_pca(backbone: Backbone, images, n_components: int, layers=None, batch_size: int = 64):
-    """Fit one :class:`StreamingPCA` per layer on the tokens of ``images`` (streamed, exact).
+def __getattr__(name):  # the streaming half moved to cache.py; old imports keep working
+    if name in {"fit_pca", "extract_to_writer", "cache_features"}:
+        from . import cache
 
-    Layers with no more channels than ``n_components`` are left out (kept unreduced).
-    """
-    layers = check_layers(backbone, layers)
-    pcas: dict[str, StreamingPCA] = {}
-    for _, tok, _, cls in iter_features(backbone, images, layers, batch_size, reuse=True):
-        for k, v in tok.items():
-            if v.shape[-1] <= n_components:
-                continue
-            p = pcas.setdefault(k, StreamingPCA(n_components))
-            p.partial_fit(v.reshape(-1, v.shape[-1]))
-    return {k: p.finalize() for k, p in pcas.items()}
-
-
-def extract_to_writer(backbone: Backbone, images, writer: FeatureWriter, layers=None,
-                      batch_size: int = 64, pca: dict | None = None) -> None:
-    """Stream features of ``images`` batch by batch into an open :class:`FeatureWriter`.
-
-    Peak memory is one batch of activations, whatever the number of images. ``pca[layer]``
-    (fitted :class:`StreamingPCA`) reduces the channels of that layer's tokens and CLS token.
-    """
-    pca = pca or {}
-    layers = check_layers(backbone, layers)
-    for layer, p in pca.items():
-        writer.add_pca(layer, p)
-    for _, tok, grids, cls in iter_features(backbone, images, layers, batch_size, reuse=True):
-        for k, p in pca.items():
-            b, t, c = tok[k].shape
-            tok[k] = p.transform(tok[k].reshape(-1, c)).reshape(b, t, -1)
-            if k in cls:
-                cls[k] = p.transform(cls[k])
-        writer.add(tok, grids, cls or None)
-
-
-def cache_features(backbone: Backbone, images, path, *, names=None, layers=None, batch_size: int = 64,
-                   dtype="float16", pca: int | None = None, fit_on=None, attrs: dict | None = None) -> None:
-    """Extract ``layers`` for ``images`` into the HDF5 cache ``path`` (see ``store.py``).
-
-    Parameters
-    ----------
-    backbone : Backbone
-    images : uint8 array (n, H, W, 3) or list of paths
-    path : str or Path
-        Output file; removed again if anything fails (wrap in ``atomic_path`` for atomicity).
-    names : list of str, optional
-        Stimulus names stored as ``images`` (default: file names, or ``img<i>``).
-    layers : list of str, optional
-    batch_size : int
-    dtype : {"float16", "float32"}
-        Storage type of the tokens (pooled and CLS are float32).
-    pca : int, optional
-        Channels kept per layer: principal components fitted on the ``fit_on`` images only and
-        applied to all. Layers with at most ``pca`` channels are stored as they are.
-    fit_on : array of int or bool, optional
-        Rows of ``images`` the PCA is fitted on (the training images); required with ``pca``.
-    attrs : dict, optional
-        Extra root attributes.
-    """
-    src = ImageSource(images)
-    layers = check_layers(backbone, layers)
-    names = list(src.names if names is None else names)
-    if len(names) != len(src):
-        raise ValueError(f"{len(names)} names for {len(src)} images")
-    if len(set(names)) != len(names):
-        raise ValueError(f"image names listed twice: {sorted({n for n in names if names.count(n) > 1})[:5]}")
-    pcas = {}
-    if pca:
-        if fit_on is None:
-            raise ValueError("pca needs fit_on: the rows of the training images")
-        fit_on = np.asarray(fit_on)
-        if fit_on.dtype == bool and len(fit_on) != len(src):
-            raise ValueError(f"fit_on mask has {len(fit_on)} entries for {len(src)} images")
-        rows = np.flatnonzero(fit_on) if fit_on.dtype == bool else fit_on.astype(int)
-        if len(rows) == 0:
-            raise ValueError("no training images to fit the PCA on")
-        fit_src = ImageSource(src[rows]) if src._arr is not None else ImageSource([src._paths[i] for i in rows])
-        log.info("fitting %d-component PCA per layer on %d training images", pca, len(rows))
-        pcas = fit_pca(backbone, fit_src, int(pca), layers, batch_size)
-    meta = {"backbone": backbone.name, "arch": backbone.name, "weights": backbone.weights,
-            "image_size": backbone.image_size, "pca": int(pca or 0), "dtype": str(np.dtype(dtype))}
-    meta.update(attrs or {})
-    with FeatureWriter(path, names, attrs=meta, dtype=dtype) as writer:
-        extract_to_writer(backbone, src, writer, layers, batch_size, pcas)
+        return getattr(cache, name)
+    raise AttributeError(name)
 
 
 class _CallableModule(types.ModuleType):

@@ -13,7 +13,7 @@ training):
   (radius ``pgd_eps``, ``pgd_steps`` steps of size 2.5 * eps / steps, random start; the attack
   runs with the network in eval mode so that it does not move the batch-norm statistics).
 
-AdamW with a per-step cosine learning-rate schedule; a stratified ``val_fraction`` of the images
+AdamW with a per-step cosine learning-rate schedule (:func:`neuroattn.train.train_loop`); a stratified ``val_fraction`` of the images
 is held out to report validation accuracy. Deterministic given ``seed`` on CPU.
 """
 from __future__ import annotations
@@ -27,9 +27,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..utils import atomic_path, resolve_device
+from ..train import lr_factor, make_optimizer, train_loop
+from ..utils import resolve_device
 from .backbones import Backbone
-from .extract import ImageSource
+from .images import ImageSource
+from .weights import save_weights  # noqa: F401  (public import)
 
 log = logging.getLogger(__name__)
 
@@ -197,17 +199,15 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
                          f"{len(classes)} classes; load it with num_classes={len(classes)}")
     tr, va = _split(y_all, val_fraction, seed)
     x_tr, y_tr = imgs[tr], torch.as_tensor(y_all[tr])
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # batch order, augmentation and PGD starts, in draw order
     steps_per_epoch = math.ceil(len(tr) / batch_size)
-    total = max(epochs * steps_per_epoch, 1)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    total = epochs * steps_per_epoch
+    opt = make_optimizer("adamw", model.parameters(), lr, weight_decay)
     result = TrainingResult(classes=list(classes), n_train=len(tr), n_val=len(va))
-    for epoch in range(epochs):
-        te = time.perf_counter()
-        model.train()
+    sums = {"loss": 0.0, "correct": 0, "seen": 0, "t0": time.perf_counter()}
+
+    def batches(epoch):
         perm = torch.randperm(len(tr), generator=gen).numpy()
-        loss_sum, correct, seen = 0.0, 0, 0
         for i in range(0, len(tr), batch_size):
             idx = perm[i:i + batch_size]
             x = backbone.to_unit(x_tr[idx])
@@ -221,21 +221,33 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
                     flips=torch.rand(b, generator=gen) < 0.5 if flip else None)
             if adversarial:
                 x = pgd_attack(backbone, x, y, pgd_eps, pgd_steps, generator=gen)
-            logits = model(backbone.normalize(x))
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(idx)
+            yield x, y
+
+    def batch_loss(batch):
+        x, y = batch
+        logits = model(backbone.normalize(x))
+        return F.cross_entropy(logits, y), logits
+
+    def on_step(epoch, step, batch, loss, logits):
+        y = batch[1]
+        sums["loss"] += float(loss.detach()) * len(y)
+        sums["correct"] += int((logits.argmax(1) == y).sum())
+        sums["seen"] += len(y)
+
+    def on_epoch(epoch):
         val_acc = accuracy(backbone, imgs[va], y_all[va]) if len(va) else float("nan")
-        row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
-               "val_acc": val_acc, "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - te}
+        seen = sums["seen"]
+        # the learning rate of the next step, as a per-step scheduler reports it after the epoch
+        next_lr = lr * lr_factor((epoch + 1) * steps_per_epoch, total, 0, "cosine", warmup="overlap")
+        row = {"epoch": epoch + 1, "loss": sums["loss"] / seen, "train_acc": sums["correct"] / seen,
+               "val_acc": val_acc, "lr": next_lr, "seconds": time.perf_counter() - sums["t0"]}
         result.history.append(row)
         log.info("epoch %d/%d  loss %.4f  train acc %.3f  val acc %.3f  (%.1f s)", epoch + 1, epochs,
                  row["loss"], row["train_acc"], val_acc, row["seconds"])
+        sums.update(loss=0.0, correct=0, seen=0, t0=time.perf_counter())
+
+    train_loop(model, batches, batch_loss, opt, lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch,
+               schedule="cosine", warmup="overlap", on_step=on_step, on_epoch=on_epoch)
     model.eval()
     result.train_accuracy = accuracy(backbone, x_tr, y_tr.numpy())
     result.val_accuracy = result.history[-1]["val_acc"] if result.history else accuracy(backbone, imgs[va], y_all[va])
@@ -243,10 +255,3 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
     log.info("trained %s on %d images (%d classes): train acc %.3f, val acc %.3f, %.1f s", backbone.name,
              len(tr), len(classes), result.train_accuracy, result.val_accuracy, result.seconds)
     return result
-
-
-def save_weights(backbone: Backbone, path) -> None:
-    """Write the backbone's state dict (CPU tensors) to ``path`` atomically."""
-    state = {k: v.detach().cpu() for k, v in backbone.model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)

@@ -1,0 +1,165 @@
+"""Stages of ``rules/features.smk``: train the configured backbone on the stimuli (category
+classification), then extract its layers for every stimulus into a feature cache.
+
+These stages read the stimulus table and the split; :mod:`neuroattn.features` trains and
+extracts on the images and labels they hand over.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import with_defaults
+from ..utils import atomic_path, seed_everything
+from . import register
+
+log = logging.getLogger("neuroattn.stages.features")
+
+__all__ = ["stimulus_table", "train_backbone", "extract_features"]
+
+
+def stimulus_table(bids_root) -> pd.DataFrame:
+    """The stimuli of a BIDS root: ``stim_file`` (name under ``stimuli/``), ``path`` and any other
+    columns of ``stimuli/stimuli.tsv``; without that file, every ``stimuli/*.png`` (sorted).
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``stimuli/`` folder, or files listed in ``stimuli.tsv`` that do not exist.
+    """
+    folder = Path(bids_root) / "stimuli"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no stimuli folder in the BIDS root")
+    tsv = folder / "stimuli.tsv"
+    if tsv.is_file():
+        df = pd.read_csv(tsv, sep="\t", dtype={"stim_file": str})
+        if "stim_file" not in df.columns:
+            raise ValueError(f"{tsv}: needs a 'stim_file' column, has {list(df.columns)}")
+        if df["stim_file"].duplicated().any():
+            raise ValueError(f"{tsv}: stim_file listed twice: {df.stim_file[df.stim_file.duplicated()].tolist()[:5]}")
+    else:
+        files = sorted(p.name for p in folder.glob("*.png"))
+        if not files:
+            raise FileNotFoundError(f"{folder}: no stimuli.tsv and no *.png images")
+        df = pd.DataFrame({"stim_file": files})
+    df["path"] = [str(folder / f) for f in df["stim_file"]]
+    missing = [f for f, p in zip(df.stim_file, df.path) if not Path(p).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{tsv}: listed stimuli missing from {folder}: {missing[:5]}")
+    return df.reset_index(drop=True)
+
+
+def _backbone_kwargs(backbone: dict) -> dict:
+    """``load_backbone`` keywords of a ``features.backbones.<name>`` entry (its own default
+    ``image_size`` when the entry has none)."""
+    return {"image_size": backbone["image_size"]} if "image_size" in backbone else {}
+
+
+@register("train_backbone")
+def train_backbone(weights: str, history: str, stimuli_dir: str, backbone: str, backbone_config: dict,
+                   training: dict, seed: int, device: str = "auto", dataset=None, stimuli=None) -> None:
+    """Train ``backbone`` to classify the stimuli into their ``category`` (``stimuli.tsv``);
+    write its state dict and the per-epoch training history.
+
+    Parameters
+    ----------
+    weights : str
+        Output state dict (``torch.save``).
+    history : str
+        Output TSV: one row per epoch (``epoch``, ``loss``, ``train_acc``, ``val_acc``, ``lr``,
+        ``seconds``) plus the final train/validation accuracy.
+    stimuli_dir : str
+        Folder of the stimulus images and their ``stimuli.tsv``.
+    backbone : str
+        The backbone's name (the ``{backbone}`` wildcard).
+    backbone_config : dict
+        ``features.backbones.<name>`` (``arch``, ``layers``, ``image_size``).
+    training : dict
+        ``backbone_training`` (epochs, batch_size, lr, augmentation, PGD).
+    seed : int
+    device : str
+    dataset, stimuli : optional
+        Rule inputs for the dependency only (not read).
+
+    Raises
+    ------
+    ValueError
+        ``stimuli.tsv`` has no ``category`` column.
+    """
+    from ..features.backbones import load_backbone
+    from ..features.training import train_backbone as fit
+    from ..features.weights import save_weights
+
+    cfg = backbone_config
+    table = stimulus_table(Path(stimuli_dir).parent)  # reads <parent>/stimuli
+    if "category" not in table.columns:
+        raise ValueError(f"{stimuli_dir}/stimuli.tsv: needs a 'category' column to train the backbone")
+    seed_everything(seed)
+    bb = load_backbone(cfg["arch"], num_classes=table["category"].nunique(), layers=cfg["layers"],
+                       **_backbone_kwargs(cfg))
+    result = fit(bb, list(table["path"]), table["category"].astype(str), seed=seed, device=device, **training)
+    save_weights(bb, weights)
+    rows = pd.DataFrame(result.history)
+    rows["final_train_acc"], rows["final_val_acc"] = result.train_accuracy, result.val_accuracy
+    with atomic_path(history) as tmp:
+        rows.to_csv(tmp, sep="\t", index=False)
+    log.info("final train accuracy %.3f, val accuracy %.3f (%d classes, %.0f s)", result.train_accuracy,
+             result.val_accuracy, len(result.classes), result.seconds)
+
+
+@register("extract_features")
+def extract_features(features_h5: str, split: str, stimuli_dir: str, backbone: str, backbone_config: dict,
+                     features: dict, seed: int, device: str = "auto", weights=None, dataset=None,
+                     stimuli=None) -> None:
+    """Extract ``backbone``'s layers for every stimulus into the HDF5 feature cache ``features_h5``
+    (PCA, when asked for, fitted on the training images of ``split`` only).
+
+    Parameters
+    ----------
+    features_h5 : str
+        Output feature cache (:class:`neuroattn.features.FeatureStore` reads it).
+    split : str
+        The train/test image split (its training images fit the PCA).
+    stimuli_dir : str
+        Folder of the stimulus images and their ``stimuli.tsv``.
+    backbone : str
+        The backbone's name (the ``{backbone}`` wildcard), recorded in the cache.
+    backbone_config : dict
+        ``features.backbones.<name>`` (``arch``, ``weights``, ``layers``, ``image_size``).
+    features : dict
+        ``features`` without ``backbones`` (``batch_size``, ``dtype``, ``pca``).
+    seed : int
+    device : str
+    weights : str or list of str, optional
+        The trained state dict when ``backbone.weights`` is ``train`` (the train_backbone output).
+    dataset, stimuli : optional
+        Rule inputs for the dependency only (not read).
+    """
+    from ..data.splits import read_split
+    from ..features.backbones import load_backbone
+    from ..features.cache import cache_features
+
+    cfg = backbone_config
+    feat = with_defaults({k: v for k, v in features.items() if k != "backbones"}, "features")
+    table = stimulus_table(Path(stimuli_dir).parent)  # reads <parent>/stimuli
+    train, _ = read_split(split)
+    unknown = sorted(set(train) - set(table["stim_file"]))
+    if unknown:
+        raise ValueError(f"{split}: training images not in {stimuli_dir}: {unknown[:5]}")
+    path = cfg.get("weights") if cfg.get("weights") not in (None, "", "random") else None
+    origin = "trained" if path == "train" else "pretrained"
+    if path == "train":  # the train_backbone output (a one-item list from the rule)
+        if not weights:
+            raise ValueError(f"backbone {backbone!r}: weights: train needs the trained weights file")
+        path = weights if isinstance(weights, str) else list(weights)[0]
+    seed_everything(seed)
+    bb = load_backbone(cfg["arch"], path, origin=origin, layers=cfg["layers"], device=device,
+                       **_backbone_kwargs(cfg))
+    with atomic_path(features_h5) as tmp:
+        cache_features(bb, list(table["path"]), tmp, names=list(table["stim_file"]), layers=cfg["layers"],
+                       batch_size=feat["batch_size"], dtype=feat["dtype"], pca=feat["pca"],
+                       fit_on=table["stim_file"].isin(train).to_numpy(),
+                       attrs={"backbone": backbone, "arch": cfg["arch"]})
+    log.info("%d images, layers %s, weights %s -> %s", len(table), cfg["layers"], bb.weights, features_h5)
