@@ -439,3 +439,18 @@ def test_script_exit_code_and_no_partial_outputs(clean, tmp_path):
     rc, err = _run_script(bad, out2)
     assert rc != 0 and "end after the run" in err
     assert sorted(os.listdir(out2)) == ["log.txt"]  # nothing but the log
+
+
+def test_fmri_and_simulate_stages_are_registered_under_their_rule_names():
+    from neuroattn.stages import STAGES, get_stage
+
+    for rule, target in [("simulate_fmri", "neuroattn.stages.simulate:simulate_fmri"),
+                         ("simulate_eeg", "neuroattn.stages.simulate:simulate_eeg"),
+                         ("stimuli", "neuroattn.stages.fmri:stimuli"),
+                         ("fmri_betas", "neuroattn.stages.fmri:fmri_betas"),
+                         ("image_split", "neuroattn.stages.fmri:image_split")]:
+        get_stage(rule)
+        assert STAGES[rule] == target
+    for script in ("simulate_fmri", "simulate_eeg", "write_stimuli", "fmri_betas", "image_split"):
+        code = (ROOT / "rules" / "scripts" / f"{script}.py").read_text().strip().splitlines()
+        assert len(code) == 4 and code[-1].startswith("from_snakemake(snakemake, "), script
