@@ -293,3 +293,10 @@ def test_snr_scales_bold_noise(dataset, tmp_path):
         truth = _truth(rt, "01")["trial_response"]
         r[name] = np.median([np.corrcoef(betas[:, v], truth[:, v])[0, 1] for v in range(truth.shape[1])])
     assert r["default"] > 0.9 and r["noisy"] < r["default"] - 0.2, r
+
+
+def test_params_defaults_are_config_yaml():
+    from neuroattn.config import default_config
+
+    cfg = default_config()
+    assert FmriSimParams() == params_from_config(cfg["simulate"], task=cfg["fmri"]["task"], seed=cfg["seed"])

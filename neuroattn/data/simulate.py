@@ -272,15 +272,16 @@ def _prepare_root(root: Path, overwrite: bool) -> Path:
     return tmp
 
 
-def simulate_fmri_dataset(root, *, n_subjects=4, n_images=1000, image_size=96, n_shared=100, n_repeats_shared=3,
-                          n_train_per_subject=500, n_repeats_train=1, voxel_size=6.0, tr=2.0, n_runs=10, snr=1.0,
-                          task="vision", seed=0, overwrite=False, progress=False) -> dict:
+def simulate_fmri_dataset(root, *, overwrite=False, progress=False, **params) -> dict:
     """Write a simulated fMRI BIDS dataset with ground truth at ``root`` (see the module docstring).
 
     Parameters
     ----------
     root : path
         Dataset folder; written atomically (built beside it, then moved into place).
+    **params
+        Fields of :class:`FmriSimParams` (defaults: ``simulate``, ``fmri.task`` and ``seed`` of
+        config/config.yaml); unknown names raise ``TypeError``:
     n_subjects, n_images, image_size, n_shared, n_repeats_shared, n_train_per_subject, n_repeats_train : int
         Sizes (see :class:`FmriSimParams`); ``n_shared + n_train_per_subject <= n_images``.
     voxel_size : float
@@ -306,10 +307,7 @@ def simulate_fmri_dataset(root, *, n_subjects=4, n_images=1000, image_size=96, n
         ``root``, ``subjects``, ``n_images``, ``categories``, ``shared`` (shared image names) and
         per subject ``n_voxels``, ``n_trials``, ``n_runs``, ``rois`` (voxel counts).
     """
-    p = FmriSimParams(n_subjects=n_subjects, n_images=n_images, image_size=image_size, n_shared=n_shared,
-                      n_repeats_shared=n_repeats_shared, n_train_per_subject=n_train_per_subject,
-                      n_repeats_train=n_repeats_train, voxel_size=voxel_size, tr=tr, n_runs=n_runs, snr=snr,
-                      task=task, seed=seed)
+    p = FmriSimParams(**params)
     return _simulate(Path(root), p, overwrite=overwrite, progress=progress)
 
 

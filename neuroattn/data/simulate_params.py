@@ -8,6 +8,8 @@ from typing import Mapping
 
 import numpy as np
 
+from ..config import section_defaults
+
 #: BOLD noise sd (AR(1) + motion, % signal change) at snr = 1
 NOISE_SD = 0.1
 #: amplitude of the slow drift (% signal change)
@@ -17,6 +19,18 @@ ITI_RANGE = (3.5, 4.5)
 FIRST_ONSET = 6.0
 TAIL = 20.0
 _LABEL = re.compile(r"^[a-zA-Z0-9]+$")
+
+
+def _config_defaults() -> dict:
+    """The defaults of :class:`FmriSimParams`: ``simulate`` (with its ``fmri`` sub-section),
+    ``fmri.task`` and ``seed`` of config/config.yaml, their one home."""
+    sim = section_defaults("simulate")
+    fmri = sim.pop("fmri")
+    sim.pop("eeg", None)
+    return {**sim, **fmri, "task": section_defaults("fmri", "task"), "seed": section_defaults("seed")}
+
+
+_D = _config_defaults()
 
 
 # arguments
@@ -38,21 +52,21 @@ def _num(name, value, low=0.0, high=np.inf):
 
 @dataclass(frozen=True)
 class FmriSimParams:
-    """Validated arguments of :func:`simulate_fmri_dataset`."""
+    """Validated arguments of :func:`simulate_fmri_dataset` (defaults: config/config.yaml)."""
 
-    n_subjects: int = 4
-    n_images: int = 1000
-    image_size: int = 96
-    n_shared: int = 100
-    n_repeats_shared: int = 3
-    n_train_per_subject: int = 500
-    n_repeats_train: int = 1
-    voxel_size: float = 6.0
-    tr: float = 2.0
-    n_runs: int = 10
-    snr: float = 1.0
-    task: str = "vision"
-    seed: int = 0
+    n_subjects: int = _D["n_subjects"]
+    n_images: int = _D["n_images"]
+    image_size: int = _D["image_size"]
+    n_shared: int = _D["n_shared"]
+    n_repeats_shared: int = _D["n_repeats_shared"]
+    n_train_per_subject: int = _D["n_train_per_subject"]
+    n_repeats_train: int = _D["n_repeats_train"]
+    voxel_size: float = _D["voxel_size"]
+    tr: float = _D["tr"]
+    n_runs: int = _D["n_runs"]
+    snr: float = _D["snr"]
+    task: str = _D["task"]
+    seed: int = _D["seed"]
 
     def __post_init__(self):
         _int("n_subjects", self.n_subjects, 1)
