@@ -77,7 +77,8 @@ def train_backbone(weights: str, history: str, stimuli_dir: str, backbone: str, 
     backbone_config : dict
         ``features.backbones.<name>`` (``arch``, ``layers``, ``image_size``).
     training : dict
-        ``backbone_training`` (epochs, batch_size, lr, augmentation, PGD).
+        ``backbone_training`` (epochs, batch_size, lr, augmentation, PGD); keys it lacks come
+        from ``config/config.yaml``, unknown keys are refused.
     seed : int
     device : str
     dataset, stimuli : optional
@@ -99,6 +100,7 @@ def train_backbone(weights: str, history: str, stimuli_dir: str, backbone: str, 
     seed_everything(seed)
     bb = load_backbone(cfg["arch"], num_classes=table["category"].nunique(), layers=cfg["layers"],
                        **_backbone_kwargs(cfg))
+    training = with_defaults(training, "backbone_training")  # config.yaml fills what is missing; typos refused
     result = fit(bb, list(table["path"]), table["category"].astype(str), seed=seed, device=device, **training)
     save_weights(bb, weights)
     rows = pd.DataFrame(result.history)
