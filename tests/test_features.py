@@ -421,3 +421,42 @@ def test_backbone_registry_kinds_and_configs_agree():
 def test_backbone_unknown_kwargs_refused():
     with pytest.raises(TypeError, match="unknown parameter.*width"):
         load_backbone("smallcnn", image_size=32, width=8)
+
+
+class _Named(list):
+    """A stand-in for snakemake's Namedlist: positional and named entries."""
+
+    def __init__(self, **named):
+        super().__init__(named.values())
+        self._named = named
+
+    def keys(self):
+        return self._named.keys()
+
+    def __getitem__(self, k):
+        return self._named[k] if isinstance(k, str) else list.__getitem__(self, k)
+
+
+def test_rule_script_calls_its_stage(tmp_path, rng, monkeypatch):
+    """rules/scripts/train_backbone.py hands the rule's named inputs/outputs/params/wildcards over."""
+    import runpy
+    from types import SimpleNamespace
+
+    from conftest import ROOT
+    import neuroattn.stages.features as sf
+
+    seen, stage = {}, sf.train_backbone
+    monkeypatch.setattr(sf, "train_backbone", lambda **kw: seen.update(kw))
+    monkeypatch.setitem(__import__("neuroattn.stages", fromlist=["STAGES"]).STAGES, "train_backbone",
+                        "neuroattn.stages.features:train_backbone")
+    smk = SimpleNamespace(input=_Named(dataset="d.json", stimuli=[]), output=_Named(weights="w.pt", history="h.tsv"),
+                          params=_Named(stimuli_dir="s", backbone_config={"arch": "smallcnn"}, training={},
+                                        seed=0, device="cpu"),
+                          wildcards=_Named(backbone="smallcnn"), log=[str(tmp_path / "l.log")], threads=1)
+    runpy.run_path(f"{ROOT}/rules/scripts/train_backbone.py", init_globals={"snakemake": smk})
+    import inspect
+
+    inspect.signature(stage).bind(**seen)  # the rule's names fit the real stage function
+    assert seen == {"dataset": "d.json", "stimuli": [], "weights": "w.pt", "history": "h.tsv", "stimuli_dir": "s",
+                    "backbone_config": {"arch": "smallcnn"}, "training": {}, "seed": 0, "device": "cpu",
+                    "backbone": "smallcnn"}

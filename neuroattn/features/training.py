@@ -13,8 +13,9 @@ training):
   (radius ``pgd_eps``, ``pgd_steps`` steps of size 2.5 * eps / steps, random start; the attack
   runs with the network in eval mode so that it does not move the batch-norm statistics).
 
-AdamW with a per-step cosine learning-rate schedule (:func:`neuroattn.train.train_loop`); a stratified ``val_fraction`` of the images
-is held out to report validation accuracy. Deterministic given ``seed`` on CPU.
+AdamW with a per-step cosine learning-rate schedule on :func:`neuroattn.loop.train_loop`; a
+stratified ``val_fraction`` of the images is held out to report validation accuracy. Deterministic
+given ``seed`` on CPU.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..train import lr_factor, make_optimizer, train_loop
+from ..loop import lr_factor, make_optimizer, train_loop
 from ..utils import resolve_device
 from .backbones import Backbone
 from .images import ImageSource

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..train import make_optimizer, train_loop
+from ..loop import make_optimizer, train_loop
 from .incontext import ContextEncoderNet, ImageDecoderNet, decoding_loss, infer_encoders
 
 log = logging.getLogger("neuroattn")
@@ -102,7 +102,7 @@ def _decoder_task(rng, entry, cfg, batch):
 
 # ----------------------------------------------------------------------------- training loops
 def _meta_fit(net, tasks, task_loss, on_step, lr, steps: int, device) -> None:
-    """Both stages' schedule on :func:`neuroattn.train.train_loop`: one task per step, AdamW
+    """Both stages' schedule on :func:`neuroattn.loop.train_loop`: one task per step, AdamW
     (weight decay 1e-4), a linear warmup over 5 % of the steps overlapping a cosine decay,
     gradients clipped at 1.0."""
     opt = make_optimizer("adamw", net.parameters(), lr, 1e-4)
