@@ -48,7 +48,7 @@ rule eeg_truth:
         preds=lambda w: expand(rules.eeg_model.output.pred, subject=w.subject, protocol=EEG_PROTOCOLS),
         dataset=eeg_dataset(),
     output:
-        f"{R}/sub-{{subject}}/eeg/models/sub-{{subject}}_desc-truthcheck.tsv",
+        table=f"{R}/sub-{{subject}}/eeg/models/sub-{{subject}}_desc-truthcheck.tsv",
     params:
         truth=f"{SIM}/eeg/derivatives/truth/truth.json",
     log:

@@ -1,4 +1,7 @@
-"""Channel importance of fitted EEG decoders, and the figures the report draws from it.
+"""Channel importance and activation patterns of fitted EEG decoders (arrays in, arrays out).
+
+Figures: :mod:`neuroattn.report.eeg_patterns`; scoring maps against the simulated truth:
+:mod:`neuroattn.metrics.eeg_truth`.
 
 Per class ``k`` and EEG channel ``c`` (rows normalised to sum to 1):
 
@@ -21,8 +24,6 @@ also weights channels that only cancel noise. The *activation pattern* is:
 :func:`power_pattern` correlates, over test trials, a model's evidence for each class with every
 electrode's log band power; :func:`erd_map` keeps its power-decrease (ERD) part as a per-class map.
 It needs nothing but predicted probabilities, so it works for every model alike.
-:func:`importance_truth_agreement` scores any such map against known discriminative channels
-(simulated data).
 """
 from __future__ import annotations
 
@@ -30,8 +31,7 @@ import numpy as np
 
 __all__ = [
     "attention_importance", "attention_weights", "band_log_power", "channel_importance", "erd_map",
-    "gradient_x_input", "importance_truth_agreement", "occlusion_importance", "pattern_from_power",
-    "plot_confusion", "plot_topomaps", "power_pattern",
+    "gradient_x_input", "occlusion_importance", "pattern_from_power", "power_pattern",
 ]
 
 
@@ -283,128 +283,3 @@ def erd_map(pattern) -> np.ndarray:
     out = _normalise(np.clip(-np.nan_to_num(pattern), 0, None))
     out[np.isnan(pattern).all(1)] = np.nan
     return out
-
-
-def importance_truth_agreement(maps, ch_names, classes, truth_channels):
-    """How well a per-class channel map singles out the known discriminative channels.
-
-    Parameters
-    ----------
-    maps : array-like, shape (n_classes, n_chans)
-        Non-negative map per class (importance, :func:`erd_map`); larger = more important.
-    ch_names : list of str
-        Channel of each column.
-    classes : list of str
-        Class of each row.
-    truth_channels : dict
-        Class name -> list of its discriminative channel names (simulated truth).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per class: ``class``, ``top_channel`` (argmax), ``top_in_truth`` (bool),
-        ``truth_mass_ratio`` (share of the map on the truth channels divided by their uniform share
-        ``n_truth / n_chans``: 1 = chance, ``n_chans / n_truth`` = all of it), ``best_truth_rank``
-        (1-based rank of the highest truth channel; 1 when ``top_in_truth``). A class whose map is
-        all NaN (no test trials) gets NaN / None.
-
-    Raises
-    ------
-    ValueError
-        Shape mismatch, negative values, or a class without truth channels.
-    KeyError
-        A class missing from ``truth_channels`` or a truth channel not in ``ch_names`` (named).
-    """
-    import pandas as pd
-
-    maps = np.asarray(maps, dtype=np.float64)
-    ch_names, classes = list(ch_names), list(classes)
-    if maps.shape != (len(classes), len(ch_names)):
-        raise ValueError(f"maps has shape {maps.shape}, expected (n_classes={len(classes)}, n_chans={len(ch_names)})")
-    if (maps < 0).any():
-        raise ValueError("maps must be non-negative (use erd_map for a signed pattern)")
-    rows = []
-    for cls, row in zip(classes, maps):
-        if cls not in truth_channels:
-            raise KeyError(f"class {cls!r} has no entry in the truth channels {sorted(truth_channels)}")
-        truth = list(truth_channels[cls])
-        if not truth:
-            raise ValueError(f"class {cls!r}: empty list of truth channels")
-        missing = [c for c in truth if c not in ch_names]
-        if missing:
-            raise KeyError(f"class {cls!r}: truth channel(s) {missing} not among the map's channels {ch_names}")
-        idx = [ch_names.index(c) for c in truth]
-        total = np.nansum(row)
-        if np.isnan(row).all() or total <= 0:
-            rows.append({"class": cls, "top_channel": None, "top_in_truth": False,
-                         "truth_mass_ratio": np.nan, "best_truth_rank": np.nan})
-            continue
-        row = np.nan_to_num(row)
-        order = np.argsort(-row, kind="stable")
-        rank = 1 + int(min(np.flatnonzero(np.isin(order, idx))))
-        top = ch_names[int(order[0])]
-        rows.append({"class": cls, "top_channel": top, "top_in_truth": top in truth,
-                     "truth_mass_ratio": float(row[idx].sum() / total / (len(idx) / len(ch_names))),
-                     "best_truth_rank": rank})
-    out = pd.DataFrame(rows, columns=["class", "top_channel", "top_in_truth", "truth_mass_ratio", "best_truth_rank"])
-    return out.astype({"best_truth_rank": "Int64"})
-
-
-def _info(ch_names, sfreq: float = 250.0):
-    import mne
-
-    info = mne.create_info(list(ch_names), sfreq, "eeg")
-    names = mne.channels.get_builtin_montages()
-    info.set_montage("colin27_1020" if "colin27_1020" in names else "standard_1020", on_missing="ignore")
-    return info
-
-
-def plot_topomaps(importance: np.ndarray, ch_names, classes, title: str = "", sfreq: float = 250.0):
-    """One scalp map per class of a (n_classes, n_chans) importance array (``mne.viz.plot_topomap``).
-
-    Channel positions come from MNE's ``standard_1020`` montage; returns the matplotlib figure.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import mne
-
-    importance = np.asarray(importance)
-    if importance.shape != (len(classes), len(ch_names)):
-        raise ValueError(f"importance has shape {importance.shape}, expected ({len(classes)}, {len(ch_names)})")
-    info = _info(ch_names, sfreq)
-    fig, axes = plt.subplots(1, len(classes), figsize=(2.4 * len(classes), 2.6), squeeze=False)
-    for ax, row, cls in zip(axes[0], importance, classes):
-        mne.viz.plot_topomap(np.nan_to_num(row), info, axes=ax, show=False, cmap="Reds",
-                             vlim=(0, np.nanmax(importance) or None), contours=0)
-        ax.set_title(str(cls), fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
-
-
-def plot_confusion(confusion: np.ndarray, classes, title: str = ""):
-    """Row-normalised confusion matrix (true x predicted) as a matplotlib figure."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(confusion, dtype=float)
-    rows = cm.sum(1, keepdims=True)
-    frac = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(classes), 0.8 + 0.7 * len(classes)))
-    ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            ax.text(j, i, f"{frac[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if frac[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig

@@ -1,4 +1,5 @@
-"""Evaluation protocols for the EEG decoders, and their outputs (leaderboard rows, an HDF5 file).
+"""Evaluation protocols for the EEG decoders on arrays (splits, fitting, scoring); the stage
+:func:`neuroattn.stages.eeg.eeg_model` reads the epochs and writes the scores and predictions.
 
 Protocols
 ---------
@@ -14,27 +15,25 @@ Protocols
     reaches training).
 
 Every model sees the same data: per-channel standardisation fitted on the training trials only
-(``neuroattn.data.eeg.ChannelStandardizer``); no model selection on test data (early stopping,
+(:class:`~neuroattn.models.eeg_preprocess.ChannelStandardizer`); no model selection on test data (early stopping,
 when configured, uses a validation split of the training trials). Several seeds give mean +- sd.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .leaderboard import score_row
-from .models.eeg_estimators import check_channels, make_eeg_estimator
+from .eeg_estimators import check_channels, make_eeg_estimator
 
 __all__ = [
-    "ModelResult", "check_class_coverage", "evaluate_models", "loso_data", "result_rows",
-    "run_protocol", "within_split", "write_results_h5", "PROTOCOLS",
+    "ModelResult", "check_class_coverage", "evaluate_models", "loso_data", "run_protocol",
+    "within_split", "PROTOCOLS",
 ]
 
-log = logging.getLogger("neuroattn.eeg_evaluation")
+log = logging.getLogger("neuroattn.models.eeg_evaluation")
 PROTOCOLS = ("within", "loso")
 
 
@@ -116,7 +115,7 @@ def loso_data(datas: dict, test_subject: str, align: bool = True):
     def prep(d):
         if not align:
             return d.X
-        from .data.eeg import euclidean_alignment
+        from .eeg_preprocess import euclidean_alignment
 
         return euclidean_alignment(d.X, groups=d.sessions)  # each session on its own reference
 
@@ -128,7 +127,7 @@ def loso_data(datas: dict, test_subject: str, align: bool = True):
 
 
 def _standardize(X_train, X_test):
-    from .data.eeg import ChannelStandardizer
+    from .eeg_preprocess import ChannelStandardizer
 
     std = ChannelStandardizer().fit(X_train)
     return std.transform(X_train).astype(np.float32), std.transform(X_test).astype(np.float32), std
@@ -139,7 +138,7 @@ def _alignment_maps(X, groups, align: bool) -> np.ndarray:
     n, c = X.shape[:2]
     maps = np.broadcast_to(np.eye(c), (n, c, c)).copy()
     if align:
-        from .data.eeg import alignment_matrix
+        from .eeg_preprocess import alignment_matrix
 
         for g in np.unique(groups):
             maps[groups == g] = alignment_matrix(X[groups == g])
@@ -176,8 +175,8 @@ def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), set
     """
     from sklearn.metrics import confusion_matrix
 
-    from .metrics import accuracy, cohen_kappa
-    from .models.eeg_interpret import band_log_power, channel_importance, pattern_from_power
+    from ..metrics import accuracy, cohen_kappa
+    from .eeg_interpret import band_log_power, channel_importance, pattern_from_power
 
     settings = dict(settings or {})
     n_classes = int(max(np.max(y_train), np.max(y_test)) + 1)
@@ -234,7 +233,7 @@ def run_protocol(protocol: str, datas: dict, subject: str, models, *, seeds=(0,)
         tr, te, s_tr, s_te = within_split(ref)
         X_train, y_train, X_test, y_test = ref.X[tr], ref.y[tr], ref.X[te], ref.y[te]
         if align:  # each session re-centred on its own (unlabelled) mean covariance
-            from .data.eeg import euclidean_alignment
+            from .eeg_preprocess import euclidean_alignment
 
             X_train, X_test = euclidean_alignment(X_train), euclidean_alignment(X_test)
         trained_on = f"sub-{subject} session {s_tr}; tested on session {s_te}" + (
@@ -256,54 +255,3 @@ def run_protocol(protocol: str, datas: dict, subject: str, models, *, seeds=(0,)
             "ch_names": list(ref.ch_names), "sfreq": float(ref.sfreq), "n_train": int(len(y_train)),
             "n_test": int(len(y_test)), "train": trained_on, "seeds": [int(s) for s in seeds]}
     return results, meta
-
-
-def result_rows(results, subject: str, protocol: str) -> list[dict]:
-    """Leaderboard rows: accuracy and kappa per model, mean (value) and sd (error) over seeds."""
-    rows = []
-    for r in results:
-        for metric, vals in (("accuracy", r.accuracy), ("kappa", r.kappa)):
-            err = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
-            rows.append(score_row(subject, "eeg", r.name, protocol, metric, float(np.mean(vals)),
-                                  error=err, n=len(r.y_true)))
-    return rows
-
-
-def write_results_h5(path, results, meta: dict) -> None:
-    """Predictions, confusion matrices and channel importance per model, for the report.
-
-    Layout: root datasets ``classes`` and ``ch_names`` (strings); root attrs ``subject``,
-    ``protocol``, ``classes`` / ``ch_names`` / ``seeds`` (JSON), ``sfreq``, ``n_train``,
-    ``n_test``, ``train``; one group per model with ``y_true`` (n,), ``y_pred`` (n_seeds, n),
-    ``proba`` (n_seeds, n, K), ``accuracy``/``kappa`` (n_seeds,), ``confusion`` (K, K; rows true,
-    columns predicted, summed over seeds), ``confusion_per_seed`` (n_seeds, K, K), ``importance``
-    (K, C; attr ``method``), and where available ``gradient_x_input`` (K, C), ``attention``
-    (K, F) (attention gates over the net's feature maps) and ``pattern`` (K, C; correlation of
-    the first seed's class evidence with each electrode's 8-30 Hz log power over test trials,
-    negative = power decrease, see :func:`~neuroattn.models.eeg_interpret.power_pattern`).
-    """
-    import h5py
-
-    from .utils import atomic_path
-
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            for k, v in meta.items():
-                f.attrs[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
-            f.create_dataset("classes", data=np.array(meta["classes"], dtype=object), dtype=h5py.string_dtype())
-            f.create_dataset("ch_names", data=np.array(meta["ch_names"], dtype=object), dtype=h5py.string_dtype())
-            for r in results:
-                g = f.create_group(r.name)
-                g.attrs["fit_seconds"] = r.fit_seconds
-                g.attrs["deterministic"] = r.deterministic
-                for key in ("y_true", "y_pred", "proba", "accuracy", "kappa"):
-                    g.create_dataset(key, data=getattr(r, key))
-                g.create_dataset("confusion", data=r.confusion.sum(0))
-                g.create_dataset("confusion_per_seed", data=r.confusion)
-                imp = r.importance
-                if imp:
-                    d = g.create_dataset("importance", data=imp["importance"])
-                    d.attrs["method"] = imp["method"]
-                    for key in ("gradient_x_input", "attention", "pattern"):
-                        if imp.get(key) is not None:
-                            g.create_dataset(key, data=imp[key])
