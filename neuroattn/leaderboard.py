@@ -53,6 +53,17 @@ def score_row(subject, modality, model, target, metric, value, ceiling=None, err
     }
 
 
+def row_from_score(subject, modality, model, target, metric, score) -> dict:
+    """:func:`score_row` from a :class:`neuroattn.metrics.Score` (``n`` from ``score.meta["n"]``)."""
+    return score_row(subject, modality, model, target, metric, score.value, ceiling=score.ceiling,
+                     error=score.error, n=score.meta.get("n"))
+
+
+def rows_from_scores(subject, modality, scores) -> list[dict]:
+    """Leaderboard rows from ``(model, target, metric, Score)`` tuples (as metrics return them)."""
+    return [row_from_score(subject, modality, model, target, metric, sc) for model, target, metric, sc in scores]
+
+
 def _frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
     df = pd.DataFrame(list(rows) if not isinstance(rows, pd.DataFrame) else rows, columns=COLUMNS)
     df["n"] = df["n"].astype("Int64")

@@ -12,7 +12,7 @@ rule layer_commitment:
     params:
         scoring=config["scoring"],
         seed=config["seed"],
-        layers=lambda w: config["features"]["backbones"].get(w.backbone, {}).get("layers", []),
+        backbone_layers=lambda w: config["features"]["backbones"].get(w.backbone, {}).get("layers", []),
     log:
         f"{R}/logs/layer_commitment/sub-{{subject}}_backbone-{{backbone}}.log",
     benchmark:
@@ -32,7 +32,7 @@ rule subsampling:
         features=f"{R}/features/{{backbone}}/features.h5",
         split=f"{R}/splits/images.tsv",
     output:
-        f"{R}/sub-{{subject}}/scores/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_desc-subsampling_curves.tsv",
+        curves=f"{R}/sub-{{subject}}/scores/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_desc-subsampling_curves.tsv",
     params:
         scoring=config["scoring"],
         seed=config["seed"],
@@ -48,7 +48,7 @@ rule subsampling:
 
 
 SUBSAMPLING_FILES = expand(
-    rules.subsampling.output[0], subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]], layer=ENCODE["layers"][:1]
+    rules.subsampling.output.curves, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]], layer=ENCODE["layers"][:1]
 )
 ENCODED_BACKBONES = {ENCODE["backbone"], IC["backbone"]}
 COMMITMENT_LAYER_FILES = []
@@ -63,7 +63,7 @@ localrules:
 
 rule leaderboard:
     input:
-        SCORE_FILES,
+        scores=SCORE_FILES,
     output:
         table=f"{R}/scores/leaderboard.tsv",
     log:

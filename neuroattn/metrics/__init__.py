@@ -6,8 +6,8 @@ accuracy, kappa), layer commitment and subsampling curves.  Definitions follow B
 NSD/Algonauts (references.md sections 4-6).
 """
 from .ceiling import (ceiled_explained_variance, internal_consistency, ncsnr, noise_normalized_r2,
-                      nsd_noise_ceiling, spearman_brown)
-from .commitment import Commitment, commit_layers, heldout_rows, layer_features, pool_tokens, stream_layers
+                      nsd_noise_ceiling, spearman_brown, images_noise_ceiling, subject_noise_ceiling)
+from .commitment import Commitment, commit_layers, heldout_scores, layer_table, pool_tokens, reduce_features
 from .decoding import accuracy, cohen_kappa, topk_retrieval
 from .pls import ExactPLSRegression
 from .predictivity import fit_predict, linear_predictivity, make_regression
@@ -16,10 +16,10 @@ from .similarity import cka, rdm, rsa, rsm, ssm
 from .subsampling import SubsamplingCurve, subsample, summarize_curves
 
 __all__ = [
-    "Score", "pearson_r", "ncsnr", "nsd_noise_ceiling", "noise_normalized_r2", "ceiled_explained_variance",
+    "Score", "pearson_r", "ncsnr", "nsd_noise_ceiling", "images_noise_ceiling", "subject_noise_ceiling", "noise_normalized_r2", "ceiled_explained_variance",
     "internal_consistency", "spearman_brown", "topk_retrieval", "accuracy", "cohen_kappa",
     "linear_predictivity", "fit_predict", "make_regression", "ExactPLSRegression",
     "rsa", "rdm", "rsm", "cka", "ssm",
-    "Commitment", "commit_layers", "heldout_rows", "layer_features", "pool_tokens", "stream_layers",
+    "Commitment", "commit_layers", "heldout_scores", "layer_table", "pool_tokens", "reduce_features",
     "SubsamplingCurve", "subsample", "summarize_curves",
 ]

@@ -13,9 +13,13 @@ Conventions (references.md sections 4-5):
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .score import Score, pearson_r
+
+log = logging.getLogger("neuroattn.metrics")
 
 
 def _check_reps(R, name="R") -> np.ndarray:
@@ -159,3 +163,49 @@ def noise_normalized_r2(r, nc):
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(nc > 0, np.minimum(np.maximum(r, 0.0) ** 2 / nc, 1.0), np.nan)
     return out if out.ndim else float(out)
+
+
+def images_noise_ceiling(ncsnr, images, n_repeats, subset=None) -> np.ndarray:
+    """NSD noise ceiling per unit for predicting the repeat-averaged responses to ``subset``.
+
+    Parameters
+    ----------
+    ncsnr : array-like, (n_units,)
+    images : array-like of str, (n_images,)
+        The images of the response table, in its order.
+    n_repeats : array-like of int, (n_images,)
+        How often each of ``images`` was shown.
+    subset : array-like of str, optional
+        The images scored (each must be in ``images``); ``None`` or empty: all images.
+
+    Returns
+    -------
+    ndarray, (n_units,)
+        :func:`nsd_noise_ceiling` with the repeat counts of ``subset`` (in ``subset``'s order).
+    """
+    n_repeats = np.asarray(n_repeats)
+    if subset is None or len(subset) == 0:
+        return nsd_noise_ceiling(ncsnr, n_repeats)
+    pos = {im: i for i, im in enumerate(np.asarray(images).astype(str))}
+    missing = [im for im in subset if str(im) not in pos]
+    if missing:
+        raise KeyError(f"images_noise_ceiling: {len(missing)} image(s) not in the table, e.g. {missing[:3]}")
+    return nsd_noise_ceiling(ncsnr, n_repeats[[pos[str(im)] for im in subset]])
+
+
+def subject_noise_ceiling(betas, heldout_images) -> np.ndarray:
+    """Per-unit NSD noise ceiling of one subject's betas for predicting ``heldout_images``.
+
+    Uses ``betas.ncsnr`` when filled, else :func:`ncsnr` of the repeated held-out trials
+    (``betas.repeats(heldout_images)``); NaN (with a warning) when neither is possible.
+    ``betas`` is any object with ``ncsnr``, ``images``, ``n_repeats``, ``betas``, ``subject`` and
+    ``repeats`` (a :class:`neuroattn.data.betas.Betas`); nothing is read from disk here.
+    """
+    snr = np.asarray(betas.ncsnr, dtype=np.float64)
+    if not np.isfinite(snr).any():
+        try:
+            snr = ncsnr(betas.repeats(heldout_images))
+        except ValueError as exc:
+            log.warning("sub-%s: no noise ceiling (%s)", betas.subject, exc)
+            return np.full(betas.betas.shape[1], np.nan)
+    return images_noise_ceiling(snr, betas.images, betas.n_repeats, list(heldout_images))

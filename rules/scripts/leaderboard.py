@@ -1,7 +1,4 @@
-"""Gather every scores TSV into results/scores/leaderboard.tsv."""
-from neuroattn.leaderboard import gather
-from neuroattn.utils import setup_logging
+"""Rule leaderboard: every scores TSV gathered into results/scores/leaderboard.tsv. Code: neuroattn.stages.scoring.leaderboard."""
+from neuroattn.stages import from_snakemake
 
-log = setup_logging(snakemake.log[0])
-df = gather(snakemake.input, snakemake.output.table)
-log.info("leaderboard: %d rows from %d files", len(df), len(snakemake.input))
+from_snakemake(snakemake, "leaderboard")
