@@ -11,7 +11,7 @@ rule subject_report:
         unpack(subject_report_inputs),
         truthcheck=eeg_truth_files,  # simulated EEG only (else empty)
     output:
-        report(f"{R}/sub-{{subject}}/report.html", category="Subjects", labels={"subject": "{subject}"}),
+        html=report(f"{R}/sub-{{subject}}/report.html", category="Subjects", labels={"subject": "{subject}"}),
     params:
         config=config,
         dseg=lambda w: fmri_dseg(w.subject),
@@ -33,7 +33,7 @@ rule group_report:
         truthcheck=eeg_truth_files(),  # simulated EEG only (else empty)
         routing_truth=routing_truth_files(),  # simulated fMRI only (else empty)
     output:
-        report(f"{R}/report.html", category="Group"),
+        html=report(f"{R}/report.html", category="Group"),
     params:
         config=config,
     log:

@@ -24,6 +24,22 @@ TRUTH_TEXT = (
     "not peak on the source channels, patterns should for any model above chance.")
 
 
+def channel_picks(info, ch_names):
+    """Match a model's channel order to an ``mne.Info`` for topomaps.
+
+    Returns ``(sub_info, keep)``: the info of the channels of ``ch_names`` that ``info`` has (in
+    ``info``'s order) and the indices into ``ch_names`` of the values to draw on them, so that
+    ``values[keep]`` sits on the right electrodes whichever channels are missing.
+    """
+    import mne
+
+    ch_names = list(ch_names)
+    picks = [info.ch_names.index(c) for c in ch_names if c in info.ch_names]
+    sub_info = mne.pick_info(info, picks)
+    keep = [ch_names.index(info.ch_names[i]) for i in picks]
+    return sub_info, keep
+
+
 def pattern_grid(patterns: dict, ch_names, classes, info, title: str):
     """Signed topomaps, one row per model and one column per class, on a common symmetric scale.
 
@@ -36,10 +52,7 @@ def pattern_grid(patterns: dict, ch_names, classes, info, title: str):
     import matplotlib.pyplot as plt
     import mne
 
-    ch_names = list(ch_names)
-    picks = [info.ch_names.index(c) for c in ch_names if c in info.ch_names]
-    sub_info = mne.pick_info(info, picks)
-    keep = [ch_names.index(info.ch_names[i]) for i in picks]
+    sub_info, keep = channel_picks(info, ch_names)
     lim = max(float(np.nanmax(np.abs(p))) for p in patterns.values()) or 1.0
     fig, axes = plt.subplots(len(patterns), len(classes), figsize=(1.9 * len(classes), 1.9 * len(patterns)),
                              squeeze=False)

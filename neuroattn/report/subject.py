@@ -12,7 +12,7 @@ from ..leaderboard import read_scores
 from . import figures
 from .html import fig_to_uri, render_page, table
 from .provenance import provenance
-from .eeg_maps import PATTERN_CAPTION, pattern_grid, truth_section
+from .eeg_maps import PATTERN_CAPTION, channel_picks, pattern_grid, truth_section
 
 
 MAIN_METRIC = {"fmri": "noise_normalized_r2", "eeg": "accuracy"}
@@ -47,14 +47,13 @@ def _scores_section(lb, subject):
 
 def _fmri_section(subject, betas_path, dseg_path, test_images):
     from ..data.betas import Betas
-    from ..metrics import nsd_noise_ceiling
+    from ..metrics.ceiling import images_noise_ceiling
 
     b = Betas.read(betas_path)
     rows = []
     nc_by_roi = {}
     test = np.isin(b.images, test_images) if test_images is not None else np.ones(len(b.images), bool)
-    reps = b.n_repeats[test] if test.any() else b.n_repeats
-    nc = nsd_noise_ceiling(b.ncsnr, reps)
+    nc = images_noise_ceiling(b.ncsnr, b.images, b.n_repeats, b.images[test])  # none in test: all images
     for roi in b.rois:
         m = b.voxel_roi == roi
         nc_by_roi[roi] = nc[m]
@@ -186,11 +185,10 @@ def _topomaps(imp, ch_names, classes, info, title):
     import matplotlib.pyplot as plt
     import mne
 
-    picks = [info.ch_names.index(c) for c in ch_names if c in info.ch_names]
-    sub_info = mne.pick_info(info, picks)
+    sub_info, keep = channel_picks(info, ch_names)  # values[keep]: right electrodes when any channel is missing
     fig, axes = plt.subplots(1, len(classes), figsize=(2.2 * len(classes), 2.4))
     for ax, cls, values in zip(np.atleast_1d(axes), classes, imp):
-        mne.viz.plot_topomap(values[: len(picks)], sub_info, axes=ax, show=False, contours=0)
+        mne.viz.plot_topomap(np.asarray(values)[keep], sub_info, axes=ax, show=False, contours=0)
         ax.set_title(cls, fontsize=8)
     fig.suptitle(title, fontsize=8)
     return fig

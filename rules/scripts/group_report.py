@@ -1,10 +1,4 @@
-"""Write the group page (leaderboard table and plots)."""
-from neuroattn.report.group import build_group_report
-from neuroattn.utils import setup_logging
+"""Rule group_report: the group page (leaderboard table and plots). Code: neuroattn.stages.report.group_report."""
+from neuroattn.stages import from_snakemake
 
-setup_logging(snakemake.log[0])
-build_group_report(snakemake.output[0], snakemake.input.leaderboard, snakemake.params.config,
-                   feature_paths=list(snakemake.input.features), layer_tables=list(snakemake.input.layers),
-                   subsampling_tables=list(snakemake.input.subsampling),
-                   eeg_truth_tables=list(snakemake.input.truthcheck),
-                   routing_truth_tables=list(snakemake.input.routing_truth))
+from_snakemake(snakemake, "group_report")

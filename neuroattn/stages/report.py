@@ -1,0 +1,74 @@
+"""Stages of ``rules/report.smk``: one subject's self-contained HTML page and the group page.
+
+The pages themselves are built by :mod:`neuroattn.report` (the only package that plots); these
+functions take the rules' named inputs and pass them on.
+"""
+from __future__ import annotations
+
+from . import register
+
+
+def _one(paths):
+    """The single path of an optional input (a list of zero or one path), or ``None``."""
+    if paths is None or isinstance(paths, str):
+        return paths or None
+    paths = list(paths)
+    return str(paths[0]) if paths else None
+
+
+def _many(paths) -> list:
+    return [] if paths is None else ([paths] if isinstance(paths, str) else [str(p) for p in paths])
+
+
+@register("subject_report")
+def subject_report(html: str, subject: str, leaderboard: str, config: dict, dseg=None, stimuli_dir=None,
+                   betas=None, split=None, features=None, routing=None, routing_truth=None, decode=None,
+                   epochs=None, epochs_table=None, eeg_preds=None, truthcheck=None) -> None:
+    """Rule ``subject_report``: ``results/sub-<subject>/report.html`` from whatever inputs the
+    subject has (:func:`neuroattn.report.subject.build_subject_report`).
+
+    Parameters
+    ----------
+    html : str
+        Output HTML page.
+    subject : str
+        Wildcard.
+    leaderboard : str
+        ``results/scores/leaderboard.tsv``.
+    config : dict
+        The workflow's config (provenance, ``report.n_examples``).
+    dseg, stimuli_dir : str, optional
+        The subject's ROI atlas and the stimulus folder.
+    betas, split, features, routing, routing_truth, decode, epochs, epochs_table, eeg_preds, truthcheck
+        Optional inputs (lists of zero or more paths); absent modalities are left out of the page.
+    """
+    from ..report.subject import build_subject_report
+
+    build_subject_report(
+        html, subject, leaderboard, config, betas=_one(betas), dseg=dseg, split=_one(split),
+        stimuli_dir=stimuli_dir, routing_preds=_many(routing), decode_pred=_one(decode), epochs=_one(epochs),
+        epochs_table=_one(epochs_table), eeg_preds=_many(eeg_preds), eeg_truth=_one(truthcheck),
+        feature_paths=_many(features), routing_truth=_many(routing_truth))
+
+
+@register("group_report")
+def group_report(html: str, leaderboard: str, config: dict, features=(), layers=(), subsampling=(),
+                 truthcheck=(), routing_truth=()) -> None:
+    """Rule ``group_report``: ``results/report.html``, the leaderboard table and plots
+    (:func:`neuroattn.report.group.build_group_report`).
+
+    Parameters
+    ----------
+    html : str
+        Output HTML page.
+    leaderboard : str
+    config : dict
+    features, layers, subsampling, truthcheck, routing_truth : list of str
+        Feature stores (provenance), layer-commitment tables, subsampling curves, simulated-EEG and
+        simulated-routing truth tables (empty on real data).
+    """
+    from ..report.group import build_group_report
+
+    build_group_report(html, leaderboard, config, feature_paths=_many(features), layer_tables=_many(layers),
+                       subsampling_tables=_many(subsampling), eeg_truth_tables=_many(truthcheck),
+                       routing_truth_tables=_many(routing_truth))
