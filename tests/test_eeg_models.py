@@ -5,7 +5,8 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from neuroattn.data.eeg import ChannelStandardizer, EEGData, euclidean_alignment
+from neuroattn.data.eeg import EEGData
+from neuroattn.models.eeg_preprocess import ChannelStandardizer, euclidean_alignment
 from neuroattn.models.eeg_attention import (
     ATTENTION_MODULES, BaseNet, TemporalSpatialBlock, make_attention, min_n_times,
 )
@@ -193,7 +194,7 @@ def _two_session_subject(subject="01", seed=0, n_per_class=16):
 
 
 def test_within_split_and_missing_class_named():
-    from neuroattn.eeg_evaluation import within_split
+    from neuroattn.models.eeg_evaluation import within_split
 
     d = _two_session_subject()
     tr, te, s_tr, s_te = within_split(d)
@@ -207,7 +208,7 @@ def test_within_split_and_missing_class_named():
 
 
 def test_no_test_session_data_reaches_training(monkeypatch):
-    import neuroattn.eeg_evaluation as ev
+    import neuroattn.models.eeg_evaluation as ev
 
     seen = []
 
@@ -233,7 +234,7 @@ def test_no_test_session_data_reaches_training(monkeypatch):
 
 
 def test_loso_excludes_test_subject_and_checks_channels():
-    from neuroattn.eeg_evaluation import loso_data
+    from neuroattn.models.eeg_evaluation import loso_data
 
     datas = {s: _two_session_subject(s, seed=i) for i, s in enumerate(["01", "02", "03"])}
     Xtr, ytr, Xte, yte, subs = loso_data(datas, "02", align=False)
@@ -248,7 +249,8 @@ def test_loso_excludes_test_subject_and_checks_channels():
 
 
 def test_run_protocol_rows_and_h5(tmp_path):
-    from neuroattn.eeg_evaluation import result_rows, run_protocol, write_results_h5
+    from neuroattn.models.eeg_evaluation import run_protocol
+    from neuroattn.stages.eeg import result_rows, write_results_h5
 
     datas = {s: _two_session_subject(s, seed=i) for i, s in enumerate(["01", "02"])}
     settings = {"epochs": 2, "warmup_epochs": 1, "batch_size": 16}
@@ -276,7 +278,7 @@ def test_run_protocol_rows_and_h5(tmp_path):
 
 
 def test_topomap_and_confusion_figures():
-    from neuroattn.models.eeg_interpret import plot_confusion, plot_topomaps
+    from neuroattn.report.eeg_patterns import plot_confusion, plot_topomaps
 
     fig = plot_topomaps(np.random.default_rng(0).random((2, 8)), CH8, ["a", "b"], title="x")
     assert len(fig.axes) >= 2
@@ -286,8 +288,7 @@ def test_topomap_and_confusion_figures():
 
 
 def test_electrode_space_maps_reproduce_model_input():
-    from neuroattn.data.eeg import euclidean_alignment
-    from neuroattn.eeg_evaluation import _alignment_maps
+    from neuroattn.models.eeg_evaluation import _alignment_maps
 
     d = _two_session_subject()
     X = d.X.astype(np.float64)
@@ -309,3 +310,48 @@ def test_oas_covariances_equal_pyriemann():
                                rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="n_trials, n_chans, n_times"):
         OASCovariances().transform(X[0])
+
+
+def test_decoder_registry_matches_schema_and_config():
+    """The schema's model-name pattern and config.yaml's model lists agree with EEG_DECODERS."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from neuroattn.models.eeg_attention import ATTENTION
+    from neuroattn.models.eeg_estimators import EEG_DECODERS
+
+    root = Path(__file__).resolve().parents[1]
+    schema = yaml.safe_load((root / "config" / "config.schema.yaml").read_text())
+    pattern = re.compile(schema["$defs"]["eeg_model_list"]["items"]["pattern"])
+    names = EEG_DECODERS.names()
+    assert all(pattern.match(n) for n in names), [n for n in names if not pattern.match(n)]
+    for bad in ("basenet_foo", "eegnet_se", "basenet_"):  # nothing else matches
+        assert not pattern.match(bad)
+    assert sorted(n.split("_", 1)[1] for n in names if n.startswith("basenet_")) == sorted(ATTENTION.names())
+    cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())["eeg_models"]
+    assert set(cfg["models"]) | set(cfg["loso_models"] or []) <= set(names)
+
+
+def test_attention_registry_settings_and_unknown_kwargs():
+    import inspect
+
+    from neuroattn.models.eeg_attention import ATTENTION, make_attention
+
+    for name in ATTENTION:
+        params = set(inspect.signature(ATTENTION[name].factory.__init__).parameters) - {"self", "n_channels", "n_times"}
+        assert set(ATTENTION[name].meta["settings"]) <= params, name
+    with pytest.raises(TypeError, match="unknown parameter"):
+        make_attention("eca", 16, 62, reduction=4)   # ECA has no reduction: refused, not dropped
+    with pytest.raises(TypeError, match="unknown parameter"):
+        make_eeg_estimator("basenet", epoch=3)
+
+
+def test_estimators_take_random_state_and_clone():
+    from sklearn.base import clone
+
+    for name in ("basenet_se", "ts_lr"):
+        est = make_eeg_estimator(name, random_state=7)
+        assert est.get_params()["random_state"] == 7
+        assert clone(est).get_params() == est.get_params()

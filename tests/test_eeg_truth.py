@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuroattn.eeg_truth import read_truth_channels, summarise_truth_check, truth_check
-from neuroattn.models.eeg_interpret import (
-    band_log_power, erd_map, importance_truth_agreement, power_pattern,
-)
+from neuroattn.metrics.eeg_truth import importance_truth_agreement, summarise_truth_check
+from neuroattn.models.eeg_interpret import band_log_power, erd_map, power_pattern
+from neuroattn.stages.eeg import read_truth_channels, truth_check
 
 CH = ["Fz", "C3", "Cz", "C4", "Pz", "POz"]
 SFREQ = 100.0

@@ -1,175 +1,33 @@
-"""BaseNet with plug-in channel attention for motor-imagery EEG (Wimpff et al.; references.md §3).
+"""Channel-attention modules for BaseNet (Wimpff et al.; references.md §3), one registry.
 
-Architecture (BCI IV 2a defaults: 22 channels, 4 classes, 1000 samples at 250 Hz)::
-
-    temporal conv (40 filters, kernel 25, same padding, no bias) -> BN
-    -> depthwise spatial conv (n_chans x 1, depth 1, no bias) -> BN -> ELU
-    -> AvgPool 75 / stride 15 -> dropout 0.5                      (1000 -> 62 samples)
-    -> 1x1 conv 40 -> 16 -> BN -> ELU
-    -> depthwise (1 x 15) conv -> pointwise 16 -> 16 -> BN -> ELU
-    -> [attention module on (B, 16, 1, 62)]
-    -> AvgPool 8 / stride 8 -> dropout 0.5 -> flatten -> Linear(16 * 7 -> n_outputs)
-
-3,692 parameters without attention. The attention modules are small ``nn.Module`` classes chosen
-by name from :data:`ATTENTION_MODULES`; each maps ``(B, C, 1, T) -> (B, C, 1, T)`` and, where it
-computes a per-channel gate, keeps the last one (detached) in ``last_weights`` ``(B, C)`` for
-interpretation.
+Each module maps ``(B, C, 1, T) -> (B, C, 1, T)`` and, where it computes a per-channel gate,
+keeps the last one (detached) in ``last_weights`` ``(B, C)`` for interpretation. Modules are
+listed by name in :data:`ATTENTION` (a :class:`~neuroattn.registry.Registry`); the ``settings``
+of an entry are the BaseNet settings it takes (:func:`make_attention` refuses any other).
 
 Parameter counts on 2a defaults (reduction 4, ECA/CBAM kernel 9, 4 EncNet codewords), pinned by
-the tests: BaseNet 3,692; extra SE +128, ECA +9, GCT +48, GE +0, SRM +64, CBAM +147, EncNet +348,
-GSoP +428, CATLite +151 (equal to the published framework's); FCA +128 (fixed DCT bases are a
-buffer, so FCA costs what SE costs; no published figure to compare); CAT +2,093 against the
-published ~+2,440: our temporal branch is an MLP over the 62 pooled time steps (62 -> 15 -> 62,
-with biases) and the published spatial branch is sized differently, which we could not pin down
-from the paper alone.
-
-Speed: the first three layers (temporal conv -> BN -> depthwise spatial conv) are linear per
-filter, so :class:`TemporalSpatialBlock` applies the spatial mix first (one ``(F, C)`` matrix
-product) and the temporal filter after it on ``F`` single time series, and computes the batch-norm
-statistics of the (never materialised) temporal-conv output from the input's lagged first and
-second moments. Outputs, gradients and BN running statistics equal the straightforward layer order
-(``fast=False``) within float tolerance.
+the tests: extra SE +128, ECA +9, GCT +48, GE +0, SRM +64, CBAM +147, EncNet +348, GSoP +428,
+CATLite +151 (equal to the published framework's); FCA +128 (fixed DCT bases are a buffer, so FCA
+costs what SE costs; no published figure to compare); CAT +2,093 against the published ~+2,440:
+our temporal branch is an MLP over the 62 pooled time steps (62 -> 15 -> 62, with biases) and the
+published spatial branch is sized differently, which we could not pin down from the paper alone.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..registry import Registry
+
 __all__ = [
-    "ATTENTION_MODULES", "BaseNet", "TemporalSpatialBlock", "make_attention", "min_n_times",
+    "ATTENTION", "ATTENTION_MODULES", "make_attention",
     "SE", "ECA", "GCT", "GE", "SRM", "CBAM", "EncNet", "GSoP", "FCA", "CAT", "CATLite",
 ]
 
-REFERENCE_SFREQ = 250.0
 
-
-# ----------------------------------------------------------------------------------------------
-# the fast first block
-# ----------------------------------------------------------------------------------------------
-def _same_pad(k: int) -> tuple[int, int]:
-    """(left, right) zero padding of a 'same' convolution with kernel length ``k`` (torch's rule)."""
-    left = (k - 1) // 2
-    return left, k - 1 - left
-
-
-def _lagged_moments(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """First and second moments of the 'same'-padded input seen through a ``k``-tap window.
-
-    For ``xp`` the zero-padded series (rows = batch x channels, length ``T + k - 1``) returns
-    ``m[i] = mean_{r,t} xp[r, t + i]`` (``k``,) and
-    ``M[i, j] = mean_{r,t} xp[r, t + i] xp[r, t + j]`` (``k``, ``k``), ``t = 0..T-1``, so that the
-    output ``z = sum_i w[i] xp[t + i]`` of any filter ``w`` has mean ``w @ m`` and second moment
-    ``w @ M @ w``. Cost ``O(rows * T * k)`` instead of the ``O(rows * T * k * F)`` convolution.
-    """
-    rows, t = x.shape[0] * x.shape[1], x.shape[-1]
-    xp = F.pad(x.reshape(rows, t), _same_pad(k))
-    n = rows * t
-    col = xp.sum(0)  # (T + k - 1,)
-    ccol = F.pad(torch.cumsum(col, 0), (1, 0))
-    idx = torch.arange(k, device=x.device)
-    m = (ccol[idx + t] - ccol[idx]) / n
-    rows_m = []
-    for d in range(k):  # lag d: products xp[j] xp[j + d], windowed sums by cumulative sums
-        p = (xp[:, : xp.shape[1] - d] * xp[:, d:]).sum(0)
-        cp = F.pad(torch.cumsum(p, 0), (1, 0))
-        i = idx[: k - d]
-        rows_m.append((cp[i + t] - cp[i]) / n)  # M[i, i + d]
-    big = torch.zeros(k, k, dtype=x.dtype, device=x.device)
-    for d, v in enumerate(rows_m):
-        i = idx[: k - d]
-        big = big.index_put((i, i + d), v)
-        if d:
-            big = big.index_put((i + d, i), v)
-    return m, big
-
-
-class TemporalSpatialBlock(nn.Module):
-    """Temporal conv (no bias) -> BatchNorm -> depthwise spatial conv, computed fast.
-
-    Parameters are laid out exactly as the straightforward layers
-    ``Conv2d(1, F, (1, k), bias=False)``, ``BatchNorm2d(F)``,
-    ``Conv2d(F, F * depth, (n_chans, 1), groups=F, bias=False)`` (``temporal``, ``bn``,
-    ``spatial``), so state dicts and parameter counts are the same.
-
-    Parameters
-    ----------
-    n_chans : int
-        EEG channels (the spatial kernel height).
-    n_filters : int
-        Temporal filters ``F``.
-    kernel_length : int
-        Temporal kernel length (same padding).
-    depth : int
-        Spatial filters per temporal filter (EEGNet's ``D``; BaseNet uses 1).
-    max_norm : float, optional
-        Max-norm constraint on each spatial filter (EEGNet), applied before each training forward.
-    fast : bool
-        ``True``: spatial mix first, BN statistics from lagged moments. ``False``: the layers in
-        their written order (the reference the fast path is tested against).
-    """
-
-    def __init__(self, n_chans: int, n_filters: int, kernel_length: int, depth: int = 1,
-                 max_norm: float | None = None, fast: bool = True):
-        super().__init__()
-        self.n_chans, self.n_filters, self.kernel_length, self.depth = n_chans, n_filters, kernel_length, depth
-        self.max_norm, self.fast = max_norm, fast
-        self.temporal = nn.Conv2d(1, n_filters, (1, kernel_length), bias=False)
-        self.bn = nn.BatchNorm2d(n_filters)
-        self.spatial = nn.Conv2d(n_filters, n_filters * depth, (n_chans, 1), groups=n_filters, bias=False)
-
-    def _apply_max_norm(self):
-        if self.max_norm is not None and self.training:
-            with torch.no_grad():
-                self.spatial.weight.data = torch.renorm(self.spatial.weight.data, 2, 0, self.max_norm)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (B, C, T) -> (B, F * depth, 1, T)."""
-        self._apply_max_norm()
-        if not self.fast:
-            return self._forward_reference(x)
-        b, c, t = x.shape
-        f, k, d = self.n_filters, self.kernel_length, self.depth
-        w = self.temporal.weight.reshape(f, k)
-        s = self.spatial.weight.reshape(f, d, c)
-        bn = self.bn
-        if self.training or not bn.track_running_stats:
-            with torch.autocast(x.device.type, enabled=False):  # moments in float32 under AMP
-                m, big = _lagged_moments(x.float(), k)
-                wf = w.float()
-                mean = wf @ m
-                var = (((wf @ big) * wf).sum(1) - mean**2).clamp_min(0.0)
-            if self.training and bn.track_running_stats:
-                with torch.no_grad():
-                    n = b * c * t
-                    bn.num_batches_tracked.add_(1)
-                    mom = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
-                    bn.running_mean.mul_(1 - mom).add_(mom * mean.detach())
-                    bn.running_var.mul_(1 - mom).add_(mom * var.detach() * n / max(n - 1, 1))
-        else:
-            mean, var = bn.running_mean, bn.running_var
-        gain = bn.weight / torch.sqrt(var + bn.eps) if bn.affine else 1.0 / torch.sqrt(var + bn.eps)
-        shift = bn.bias - gain * mean if bn.affine else -gain * mean
-        # spatial mix first: (B, F*D, T), then each mixed series through its filter's temporal kernel
-        mixed = torch.einsum("fdc,bct->bfdt", s, x).reshape(b, f * d, t)
-        kernel = w.repeat_interleave(d, 0).unsqueeze(1)  # (F*D, 1, k)
-        y = F.conv1d(F.pad(mixed, _same_pad(k)), kernel, groups=f * d)
-        scale = gain.repeat_interleave(d)
-        offset = (shift.unsqueeze(1) * s.sum(2)).reshape(f * d)
-        y = y * scale[None, :, None] + offset[None, :, None]
-        return y.unsqueeze(2)
-
-    def _forward_reference(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.temporal(F.pad(x.unsqueeze(1), _same_pad(self.kernel_length)))
-        return self.spatial(self.bn(z))
-
-
-# ----------------------------------------------------------------------------------------------
-# attention modules: (B, C, 1, T) -> (B, C, 1, T)
-# ----------------------------------------------------------------------------------------------
 class _Attention(nn.Module):
     """Common bits: keep the last per-channel gate for interpretation."""
 
@@ -412,125 +270,55 @@ class CAT(CATLite):
         return x * gate.unsqueeze(2)
 
 
-ATTENTION_MODULES: dict[str, Callable[..., nn.Module]] = {
-    "se": SE, "eca": ECA, "gct": GCT, "ge": GE, "srm": SRM, "cbam": CBAM, "encnet": EncNet,
-    "gsop": GSoP, "fca": FCA, "cat": CAT, "catlite": CATLite,
-}
+#: Attention modules by name. ``settings``: the constructor's keyword arguments BaseNet sets
+#: (``reduction``, ``kernel_size`` = BaseNet's ``attention_kernel``, ``n_codes``, ``extent``,
+#: ``n_freqs``); every module produces a per-channel gate read as ``attention`` importance.
+ATTENTION = Registry("attention module")
+for _name, _cls, _settings in (
+    ("se", SE, ("reduction",)), ("eca", ECA, ("kernel_size",)), ("gct", GCT, ()), ("ge", GE, ("extent",)),
+    ("srm", SRM, ()), ("cbam", CBAM, ("reduction", "kernel_size")), ("encnet", EncNet, ("n_codes",)),
+    ("gsop", GSoP, ("reduction",)), ("fca", FCA, ("reduction", "n_freqs")), ("cat", CAT, ("reduction",)),
+    ("catlite", CATLite, ("reduction",)),
+):
+    ATTENTION.register(_name, _cls, config_section="eeg_models.nets.basenet", produces=("attention",),
+                       settings=_settings)
+#: Name -> module class (the registry's factories; kept for existing imports).
+ATTENTION_MODULES = {n: ATTENTION[n].factory for n in ATTENTION}
 
 
 def make_attention(name: str | None, n_channels: int, n_times: int, **kwargs) -> nn.Module:
     """Build attention module ``name`` (``None``/``"none"`` -> identity) for (B, C, 1, T) maps.
 
-    Only the keyword arguments the module's constructor accepts are passed on, so one set of
-    per-dataset settings (``reduction``, ``kernel_size``...) serves every module.
+    Raises
+    ------
+    ValueError
+        Unknown ``name`` (the known ones listed).
+    TypeError
+        A keyword argument the module does not take (named, with the allowed ones).
     """
     if name in (None, "none", ""):
         return nn.Identity()
-    if name not in ATTENTION_MODULES:
-        raise ValueError(f"unknown attention module {name!r}; choose from {sorted(ATTENTION_MODULES)}")
-    cls = ATTENTION_MODULES[name]
-    import inspect
-
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "n_channels", "n_times"}
-    return cls(n_channels, n_times, **{k: v for k, v in kwargs.items() if k in accepted})
+    if name not in ATTENTION:
+        raise ValueError(f"unknown attention module {name!r}; choose from {sorted(ATTENTION.names())}")
+    ATTENTION.check_kwargs(name, {"n_channels": n_channels, "n_times": n_times, **kwargs})
+    return ATTENTION[name].factory(n_channels, n_times, **kwargs)
 
 
-# ----------------------------------------------------------------------------------------------
-# BaseNet
-# ----------------------------------------------------------------------------------------------
-def _pooled_len(n: int, size: int, stride: int) -> int:
-    return (n - size) // stride + 1
+def attention_settings(name: str | None, settings: dict) -> dict:
+    """The entries of BaseNet's attention ``settings`` that module ``name`` takes (its registry
+    entry's ``settings``); empty for no attention."""
+    if name in (None, "none", "") or name not in ATTENTION:
+        return {}
+    return {k: settings[k] for k in ATTENTION[name].meta["settings"]}
 
 
-def min_n_times(pool_length: int = 75, pool_stride: int = 15, pool2_length: int = 8) -> int:
-    """Shortest input for which both average pools of BaseNet leave at least one output step."""
-    return pool_length + pool_stride * (pool2_length - 1)
+def __getattr__(name):  # BaseNet and its first block moved to their own modules
+    if name in ("BaseNet", "min_n_times"):
+        from . import eeg_basenet
 
+        return getattr(eeg_basenet, name)
+    if name in ("TemporalSpatialBlock", "_same_pad"):
+        from . import eeg_blocks
 
-def _scaled(n: int, factor: float, odd: bool = False) -> int:
-    v = max(1, int(round(n * factor)))
-    return v + 1 if odd and v % 2 == 0 else v
-
-
-class BaseNet(nn.Module):
-    """BaseNet (Wimpff et al.) with an optional channel attention module.
-
-    Parameters
-    ----------
-    n_chans, n_outputs, n_times : int
-        Input channels, classes, time samples.
-    sfreq : float, optional
-        Sampling rate. When given, kernel and pool lengths (which are in samples at 250 Hz, the
-        published setting) are rescaled by ``sfreq / 250``. ``None`` uses them as given.
-    attention : str, optional
-        A key of :data:`ATTENTION_MODULES` or ``None``.
-    n_temporal_filters, temporal_kernel, pool_length, pool_stride, n_filters2, kernel2,
-    pool2_length, dropout : architecture settings (published 2a defaults).
-    reduction, attention_kernel, n_codes, extent, n_freqs : attention settings per dataset
-        (reduction rate, ECA/CBAM kernel, EncNet codewords, GE extent, FCA frequencies).
-    fast : bool
-        Use the fast first block (see :class:`TemporalSpatialBlock`).
-
-    Inputs are (B, n_chans, n_times) or (B, 1, n_chans, n_times); output (B, n_outputs) logits.
-    """
-
-    def __init__(self, n_chans: int, n_outputs: int, n_times: int, sfreq: float | None = None,
-                 attention: str | None = None, n_temporal_filters: int = 40, temporal_kernel: int = 25,
-                 pool_length: int = 75, pool_stride: int = 15, n_filters2: int = 16, kernel2: int = 15,
-                 pool2_length: int = 8, dropout: float = 0.5, reduction: int = 4,
-                 attention_kernel: int = 9, n_codes: int = 4, extent: int = 0, n_freqs: int = 4,
-                 fast: bool = True):
-        super().__init__()
-        if sfreq is not None:
-            fac = float(sfreq) / REFERENCE_SFREQ
-            temporal_kernel = _scaled(temporal_kernel, fac, odd=True)
-            pool_length, pool_stride = _scaled(pool_length, fac), _scaled(pool_stride, fac)
-        need = min_n_times(pool_length, pool_stride, pool2_length)
-        if n_times < need:
-            raise ValueError(
-                f"n_times={n_times} is too short for BaseNet: pool {pool_length}/stride {pool_stride} "
-                f"then pool {pool2_length} need at least {need} samples"
-            )
-        self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
-        self.attention_name = attention
-        f1, f2 = n_temporal_filters, n_filters2
-        self.block1 = TemporalSpatialBlock(n_chans, f1, temporal_kernel, depth=1, fast=fast)
-        self.bn1 = nn.BatchNorm2d(f1)
-        self.pool1 = nn.AvgPool2d((1, pool_length), (1, pool_stride))
-        self.drop1 = nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(f1, f2, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(f2)
-        self.depthwise = nn.Conv2d(f2, f2, (1, kernel2), padding="same", groups=f2, bias=False)
-        self.pointwise = nn.Conv2d(f2, f2, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(f2)
-        t1 = _pooled_len(n_times, pool_length, pool_stride)
-        self.attention = make_attention(attention, f2, t1, reduction=reduction, kernel_size=attention_kernel,
-                                        n_codes=n_codes, extent=extent, n_freqs=n_freqs)
-        self.pool2 = nn.AvgPool2d((1, pool2_length), (1, pool2_length))
-        self.drop2 = nn.Dropout(dropout)
-        t2 = _pooled_len(t1, pool2_length, pool2_length)
-        self.classifier = nn.Linear(f2 * t2, n_outputs)
-
-    def _check(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim == 4:
-            if x.shape[1] != 1:
-                raise ValueError(f"4-D input must be (B, 1, n_chans, n_times), got {tuple(x.shape)}")
-            x = x[:, 0]
-        if x.ndim != 3 or x.shape[1] != self.n_chans or x.shape[2] != self.n_times:
-            raise ValueError(
-                f"expected input (B, {self.n_chans}, {self.n_times}) or (B, 1, {self.n_chans}, "
-                f"{self.n_times}), got {tuple(x.shape)}"
-            )
-        return x
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Feature maps (B, n_filters2, 1, T1) after the attention module."""
-        x = self._check(x)
-        x = self.drop1(self.pool1(F.elu(self.bn1(self.block1(x)))))
-        x = F.elu(self.bn2(self.conv2(x)))
-        x = F.elu(self.bn3(self.pointwise(self.depthwise(x))))
-        return self.attention(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop2(self.pool2(self.features(x)))
-        return self.classifier(x.flatten(1))
+        return getattr(eeg_blocks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

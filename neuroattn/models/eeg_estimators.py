@@ -4,7 +4,7 @@
 
 =====================  ============================================================================
 ``basenet``            :class:`TorchEEGClassifier` with :class:`~.eeg_attention.BaseNet`
-``basenet_<att>``      BaseNet with attention module ``<att>`` (a key of ``ATTENTION_MODULES``)
+``basenet_<att>``      BaseNet with attention module ``<att>`` (a name of ``eeg_attention.ATTENTION``)
 ``eegnet``             EEGNet-8,2
 ``shallow``            ShallowConvNet
 ``csp_lda``            :class:`ClassicEEGClassifier`: ``mne.decoding.CSP`` (log-variance) + LDA
@@ -21,12 +21,16 @@ split of the *training* data only.
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
+from ..registry import Registry
+
 __all__ = [
     "ClassicEEGClassifier", "OASCovariances", "TorchEEGClassifier", "make_eeg_estimator", "check_channels",
-    "MODEL_NAMES", "TORCH_ARCHS",
+    "MODEL_NAMES", "TORCH_ARCHS", "EEG_DECODERS",
 ]
 
 TORCH_ARCHS = ("basenet", "eegnet", "shallow")
@@ -134,13 +138,14 @@ class ClassicEEGClassifier(_EEGBase):
         pyriemann covariance estimator (``ts_lr``), e.g. ``"oas"``, ``"lwf"``, ``"scm"``.
     C : float
         Inverse regularisation of the logistic regression (``ts_lr``).
-    seed : int
+    random_state : int
         Accepted for a uniform interface (both pipelines are deterministic).
     """
 
     def __init__(self, kind: str = "ts_lr", n_components: int = 8, cov_estimator: str = "oas",
-                 C: float = 1.0, seed: int = 0):
-        self.kind, self.n_components, self.cov_estimator, self.C, self.seed = kind, n_components, cov_estimator, C, seed
+                 C: float = 1.0, random_state: int = 0):
+        self.kind, self.n_components, self.cov_estimator, self.C = kind, n_components, cov_estimator, C
+        self.random_state = random_state
 
     def _pipeline(self):
         from sklearn.pipeline import make_pipeline
@@ -180,7 +185,7 @@ class ClassicEEGClassifier(_EEGBase):
 
 
 def _build_module(arch: str, attention, n_chans, n_classes, n_times, sfreq, kwargs):
-    from .eeg_attention import BaseNet
+    from .eeg_basenet import BaseNet
     from .eeg_nets import EEGNet, ShallowConvNet
 
     kwargs = dict(kwargs or {})
@@ -213,7 +218,7 @@ class TorchEEGClassifier(_EEGBase):
         Hold out this stratified fraction of the *training* trials for early stopping.
     patience : int, optional
         Early-stopping patience in epochs (needs ``val_fraction``).
-    seed : int
+    random_state : int
         Seeds the weights, batch order and dropout.
     device : {"auto", "cpu", "cuda"}
     module_kwargs : dict, optional
@@ -229,11 +234,11 @@ class TorchEEGClassifier(_EEGBase):
     def __init__(self, arch: str = "basenet", attention: str | None = None, sfreq: float | None = None,
                  epochs: int = 60, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0,
                  warmup_epochs: int = 5, val_fraction: float | None = None, patience: int | None = None,
-                 seed: int = 0, device: str = "auto", module_kwargs: dict | None = None):
+                 random_state: int = 0, device: str = "auto", module_kwargs: dict | None = None):
         self.arch, self.attention, self.sfreq = arch, attention, sfreq
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.warmup_epochs, self.val_fraction, self.patience = warmup_epochs, val_fraction, patience
-        self.seed, self.device, self.module_kwargs = seed, device, module_kwargs
+        self.random_state, self.device, self.module_kwargs = random_state, device, module_kwargs
 
     def _split(self, y_idx):
         from sklearn.model_selection import StratifiedShuffleSplit
@@ -246,7 +251,7 @@ class TorchEEGClassifier(_EEGBase):
                 f"{counts.min()}) are too few for a stratified validation split over "
                 f"{len(self.classes_)} classes"
             )
-        sss = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=self.seed)
+        sss = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=self.random_state)
         return next(sss.split(np.zeros(len(y_idx)), y_idx))
 
     def fit(self, X, y):
@@ -258,7 +263,7 @@ class TorchEEGClassifier(_EEGBase):
         from ..utils import resolve_device
 
         arr, y_idx = self._fit_checks(X, y)
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.random_state)
         self.module_ = _build_module(self.arch, self.attention, self.n_chans_, len(self.classes_),
                                      self.n_times_, self.sfreq, self.module_kwargs)
         val = None
@@ -278,7 +283,7 @@ class TorchEEGClassifier(_EEGBase):
             val_score=acc if val is not None else None, optimizer="adam", lr=self.lr,
             weight_decay=self.weight_decay, batch_size=bs, max_epochs=self.epochs,
             patience=self.patience if val is not None else None, warmup_epochs=self.warmup_epochs,
-            schedule="cosine", seed=self.seed, device=resolve_device(self.device), progress=False,
+            schedule="cosine", seed=self.random_state, device=resolve_device(self.device), progress=False,
         )
         self.module_ = res.module.cpu().eval()
         self.history_ = res.history
@@ -296,32 +301,86 @@ class TorchEEGClassifier(_EEGBase):
         return torch.softmax(torch.as_tensor(logits), 1).numpy()
 
 
-def make_eeg_estimator(name: str, *, seed: int = 0, sfreq: float | None = None, epochs: int = 60,
-                       batch_size: int = 64, lr: float = 1e-3, warmup_epochs: int = 5,
-                       val_fraction: float | None = None, patience: int | None = None,
-                       device: str = "auto", module_kwargs: dict | None = None):
-    """Estimator for leaderboard model ``name`` (see the module docstring).
+def _classic(kind: str):
+    # ``_settings``: the nets' training settings, checked by make_eeg_estimator, unused here
+    def factory(*, random_state: int = 0, **_settings):
+        return ClassicEEGClassifier(kind=kind, random_state=random_state)
+    return factory
 
-    ``module_kwargs`` maps an architecture (``basenet``, ``eegnet``, ``shallow``) to its settings
-    (e.g. ``{"basenet": {"reduction": 8, "temporal_kernel": 25}}``); the other arguments are the
-    training settings of :class:`TorchEEGClassifier`.
+
+def _torch(arch: str, attention: str | None = None):
+    def factory(*, random_state: int = 0, sfreq: float | None = None, epochs: int = 60, batch_size: int = 64,
+                lr: float = 1e-3, warmup_epochs: int = 5, val_fraction: float | None = None,
+                patience: int | None = None, device: str = "auto", module_kwargs: dict | None = None):
+        return TorchEEGClassifier(arch=arch, attention=attention, sfreq=sfreq, epochs=epochs,
+                                  batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs,
+                                  val_fraction=val_fraction, patience=patience, random_state=random_state,
+                                  device=device, module_kwargs=dict((module_kwargs or {}).get(arch) or {}) or None)
+    return factory
+
+
+def _decoders() -> Registry:
+    """Every EEG decoder name: the torch nets (BaseNet, BaseNet + each attention module of
+    :data:`~neuroattn.models.eeg_attention.ATTENTION`, EEGNet, ShallowConvNet) and the classic
+    pipelines. ``produces``: the channel maps the evaluation stores (``importance``, ``pattern``;
+    ``attention`` for the gated nets); ``deterministic``: fitted once, whatever the seeds."""
+    from .eeg_attention import ATTENTION
+
+    reg = Registry("EEG decoder")
+    maps = ("importance", "pattern")
+    reg.register("basenet", _torch("basenet"), config_section="eeg_models.nets.basenet", produces=maps,
+                 arch="basenet", deterministic=False)
+    for att in ATTENTION:
+        reg.register(f"basenet_{att}", _torch("basenet", att), config_section="eeg_models.nets.basenet",
+                     produces=maps + ("attention",), arch="basenet", deterministic=False)
+    for arch in ("eegnet", "shallow"):
+        reg.register(arch, _torch(arch), config_section=f"eeg_models.nets.{arch}", produces=maps, arch=arch,
+                     deterministic=False)
+    for kind in CLASSIC:
+        reg.register(kind, _classic(kind), produces=maps, arch=kind, deterministic=True)
+    return reg
+
+
+_REGISTRY: Registry | None = None
+
+
+def __getattr__(name):  # the registry imports torch (attention modules): built on first use
+    global _REGISTRY
+    if name == "EEG_DECODERS":
+        if _REGISTRY is None:
+            _REGISTRY = _decoders()
+        return _REGISTRY
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def make_eeg_estimator(name: str, **settings):
+    """Estimator for leaderboard model ``name`` (a name of :data:`EEG_DECODERS`, see the module
+    docstring).
+
+    ``settings``: ``random_state`` and, for the torch nets, the training settings of
+    :class:`TorchEEGClassifier` (``sfreq``, ``epochs``, ``batch_size``, ``lr``, ``warmup_epochs``,
+    ``val_fraction``, ``patience``, ``device``) and ``module_kwargs``, which maps an architecture
+    (``basenet``, ``eegnet``, ``shallow``) to its settings (e.g. ``{"basenet": {"reduction": 8}}``).
+    The classic pipelines are deterministic and ignore the training settings.
 
     Raises
     ------
     ValueError
         For an unknown name or attention module, listing the valid ones.
+    TypeError
+        For an unknown setting (named, with the allowed ones).
     """
-    from .eeg_attention import ATTENTION_MODULES
+    reg = __getattr__("EEG_DECODERS")
+    if name not in reg:
+        arch, _, att = name.partition("_")
+        if arch == "basenet" and att:
+            from .eeg_attention import ATTENTION
 
-    if name in CLASSIC:
-        return ClassicEEGClassifier(kind=name, seed=seed)
-    arch, _, att = name.partition("_")
-    if arch == "basenet" and att and att not in ATTENTION_MODULES:
-        raise ValueError(f"model {name!r}: unknown attention {att!r}; choose from {sorted(ATTENTION_MODULES)}")
-    if arch not in TORCH_ARCHS or (att and arch != "basenet"):
-        valid = list(MODEL_NAMES) + [f"basenet_{a}" for a in ATTENTION_MODULES]
-        raise ValueError(f"unknown EEG model {name!r}; choose from {valid}")
-    return TorchEEGClassifier(arch=arch, attention=att or None, sfreq=sfreq, epochs=epochs,
-                              batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs,
-                              val_fraction=val_fraction, patience=patience, seed=seed, device=device,
-                              module_kwargs=dict((module_kwargs or {}).get(arch) or {}) or None)
+            raise ValueError(f"model {name!r}: unknown attention {att!r}; choose from {sorted(ATTENTION.names())}")
+        raise ValueError(f"unknown EEG model {name!r}; choose from {reg.names()}")
+    if reg[name].meta["deterministic"]:  # the classic pipelines take the nets' settings and ignore them
+        unknown = sorted(set(settings) - set(inspect.signature(_torch("basenet")).parameters))
+        if unknown:
+            raise TypeError(f"EEG decoder {name!r}: unknown parameter(s) {unknown}")
+        return reg[name].factory(**settings)
+    return reg.build(name, **settings)

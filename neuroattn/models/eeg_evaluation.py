@@ -175,6 +175,8 @@ def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), set
     """
     from sklearn.metrics import confusion_matrix
 
+    from .eeg_estimators import EEG_DECODERS
+
     from ..metrics import accuracy, cohen_kappa
     from .eeg_interpret import band_log_power, channel_importance, pattern_from_power
 
@@ -184,10 +186,10 @@ def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), set
     results, power = [], None
     for name in models:
         t0 = time.perf_counter()
-        deterministic = name in ("csp_lda", "ts_lr")
+        deterministic = bool(EEG_DECODERS[name].meta["deterministic"]) if name in EEG_DECODERS else False
         preds, probas, imp = [], [], {}
         for i, seed in enumerate(seeds[:1] if deterministic else seeds):
-            est = make_eeg_estimator(name, seed=int(seed), sfreq=sfreq, **settings).fit(X_train, y_train)
+            est = make_eeg_estimator(name, random_state=int(seed), sfreq=sfreq, **settings).fit(X_train, y_train)
             proba = np.zeros((len(y_test), n_classes), dtype=np.float32)
             proba[:, est.classes_] = est.predict_proba(X_test)
             probas.append(proba)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .eeg_attention import TemporalSpatialBlock, _same_pad
+from .eeg_blocks import TemporalSpatialBlock, _same_pad
 
 __all__ = ["EEGNet", "ShallowConvNet"]
 
