@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from neuroattn.features import FeatureStore, FeatureWriter
-from neuroattn.leaderboard import COLUMNS, write_scores, read_scores
-from neuroattn.metrics import (commit_layers, heldout_rows, layer_features, pool_tokens, stream_layers, subsample,
-                               summarize_curves)
+from neuroattn.leaderboard import COLUMNS, rows_from_scores, write_scores, read_scores
+from neuroattn.metrics import commit_layers, heldout_scores, pool_tokens, subsample, summarize_curves
+from neuroattn.stages.scoring import commit_subject, layer_features, stream_layers
 
 
 def test_pool_tokens_matches_torch_adaptive_pool(rng):
@@ -41,7 +41,7 @@ def test_commit_layers_recovers_planted_mapping(rng):
     assert np.median(com.heldout_r[("a", "ret_v1")]) > 0.7
     assert abs(np.median(com.heldout_r[("b", "ret_v1")])) < 0.3
     nc = np.full(18, 0.8)
-    rows = heldout_rows(com, "01", "net", nc, regions)
+    rows = rows_from_scores("01", "fmri", heldout_scores(com, "net", nc, regions))
     df = write_scores_frame(rows)
     sel = df[(df.model == "net_committed") & (df.target == "ret_v1")].set_index("metric")
     r = float(np.median(com.heldout_r[("a", "ret_v1")]))
@@ -104,7 +104,6 @@ def test_subsampling_curves(rng):
 
 def test_commit_subject_end_to_end(tmp_path, rng):
     from neuroattn.data.betas import Betas
-    from neuroattn.metrics.commitment import commit_subject
 
     images = np.array([f"img{i:04d}.png" for i in range(80)])
     toks = {"early": rng.normal(size=(80, 4, 5)), "late": rng.normal(size=(80, 1, 6))}
@@ -132,3 +131,22 @@ def test_commit_subject_end_to_end(tmp_path, rng):
         commit_subject(betas, store, images[20:], test, layers=["nope"])
     with pytest.raises(ValueError, match="0 public and 20 held-out"):
         commit_subject(betas, store, [], test, layers=["early"])
+
+
+def test_images_noise_ceiling_uses_the_subset_repeats():
+    from neuroattn.metrics import images_noise_ceiling, nsd_noise_ceiling
+
+    snr = np.array([0.5, 1.0, np.nan])
+    images, reps = np.array(["a", "b", "c"]), np.array([1, 3, 2])
+    np.testing.assert_array_equal(images_noise_ceiling(snr, images, reps, ["c", "b"]), nsd_noise_ceiling(snr, [2, 3]))
+    np.testing.assert_array_equal(images_noise_ceiling(snr, images, reps, []), nsd_noise_ceiling(snr, reps))
+    with pytest.raises(KeyError, match="not in the table"):
+        images_noise_ceiling(snr, images, reps, ["z"])
+
+
+def test_scoring_stages_refuse_unknown_scoring_keys(tmp_path):
+    from neuroattn.stages import get_stage
+
+    with pytest.raises(KeyError, match="scoring: unknown key"):
+        get_stage("subsampling")(betas="x", features="y", split="z", curves=str(tmp_path / "c.tsv"),
+                                 scoring={"nope": 1}, seed=0, backbone="b", subject="01", layer="l")

@@ -99,3 +99,19 @@ def test_group_routing_truth_section_takes_medians_over_subjects(tmp_path):
     rows = {r[0]: r for r in routing_truth_section(paths)["table"]["rows"]}
     assert rows["ret_*"][2] == "2.500"  # subject medians 2.0 and 3.0 -> 2.5
     assert rows["cat_*"][2] == "9.000" and rows["cat_*"][-1] == "2"
+
+
+def test_topomap_values_follow_channel_names_when_a_middle_channel_is_missing(monkeypatch):
+    """The old ``values[:len(picks)]`` drew Cz's value on Pz and Pz's on Oz when Cz was missing."""
+    mne = pytest.importorskip("mne")
+    from neuroattn.report import subject
+
+    montage_chs = ["Fz", "Pz", "Oz"]          # the epochs lack "Cz", a middle channel of the model's list
+    info = mne.create_info(montage_chs, 250.0, "eeg")
+    info.set_montage(mne.channels.make_standard_montage("standard_1020"))
+    model_chs = ["Fz", "Cz", "Pz", "Oz"]
+    imp = np.array([[1.0, 2.0, 3.0, 4.0]])
+    drawn = []
+    monkeypatch.setattr(mne.viz, "plot_topomap", lambda values, *a, **k: drawn.append(np.asarray(values)))
+    subject._topomaps(imp, model_chs, ["left"], info, "t")
+    np.testing.assert_array_equal(drawn[0], [1.0, 3.0, 4.0])   # Fz, Pz, Oz; not [1, 2, 3]
