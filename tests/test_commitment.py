@@ -150,3 +150,43 @@ def test_scoring_stages_refuse_unknown_scoring_keys(tmp_path):
     with pytest.raises(KeyError, match="scoring: unknown key"):
         get_stage("subsampling")(betas="x", features="y", split="z", curves=str(tmp_path / "c.tsv"),
                                  scoring={"nope": 1}, seed=0, backbone="b", subject="01", layer="l")
+
+
+def _rule_names(smk: str, rule: str) -> set:
+    """Named input/output/params entries and wildcards of ``rule`` in a .smk file (textual)."""
+    import re
+
+    block = re.search(rf"^rule {rule}:\n(.*?)(?=^\S|\Z)", smk, re.S | re.M).group(1)
+    names, section = set(), None
+    for line in block.splitlines():
+        head = re.match(r"^    (\w+):", line)
+        if head:
+            section = head.group(1)
+            continue
+        item = re.match(r"^        (\w+)=", line)
+        if item and section in ("input", "output", "params"):
+            names.add(item.group(1))
+        if section == "output":
+            names |= set(re.findall(r"\{\{(\w+)\}\}", line))
+    return names
+
+
+@pytest.mark.parametrize("smk,rule", [("score", "layer_commitment"), ("score", "subsampling"),
+                                      ("score", "leaderboard"), ("report", "subject_report"),
+                                      ("report", "group_report")])
+def test_rule_names_fit_their_stage(smk, rule):
+    import inspect
+    import re
+
+    from conftest import ROOT
+    from neuroattn.stages import get_stage
+
+    names = _rule_names(open(f"{ROOT}/rules/{smk}.smk").read(), rule)
+    if rule == "subject_report":  # unpack(subject_report_inputs): the keys that function may return
+        common = open(f"{ROOT}/rules/common.smk").read()
+        fn = re.search(r"def subject_report_inputs.*?return inputs", common, re.S).group(0)
+        names |= set(re.findall(r'inputs\["(\w+)"\]', fn)) | set(re.findall(r'"(\w+)": ', fn))
+    assert names, rule
+    inspect.signature(get_stage(rule)).bind(**dict.fromkeys(names, "x"))
+    script = open(f"{ROOT}/rules/scripts/{rule}.py").read()
+    assert f'from_snakemake(snakemake, "{rule}")' in script and len(script.splitlines()) <= 4
