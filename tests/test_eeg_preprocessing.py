@@ -169,16 +169,24 @@ def test_other_layout_and_format_bdf_without_sessions(tmp_path, small):
 
 
 # ------------------------------------------------------------------ bad input
+class _Named(dict):
+    """A stand-in for snakemake's named input/output/params/wildcards."""
+
+    __getattr__ = dict.__getitem__
+
+
 def _rule(root, tmp_path, subject="01"):
     out = tmp_path / "out"
-    smk = SimpleNamespace(
-        wildcards=SimpleNamespace(subject=subject),
-        params=SimpleNamespace(bids_root=str(root), eeg={"task": TASK, "events": CLASSES}),
-        output=SimpleNamespace(
+    smk = SimpleNamespace(  # named entries, as snakemake's Namedlist gives them
+        input=_Named(),
+        wildcards=_Named(subject=subject),
+        params=_Named(bids_root=str(root), eeg={"task": TASK, "events": CLASSES}),
+        output=_Named(
             epochs=str(out / f"sub-{subject}_task-{TASK}_epo.fif"),
             table=str(out / f"sub-{subject}_task-{TASK}_desc-epochs.tsv"),
         ),
         log=[str(tmp_path / "log" / "eeg.log")],
+        threads=1,
     )
     runpy.run_path(str(ROOT / "rules/scripts/eeg_epochs.py"), init_globals={"snakemake": smk})
     return out

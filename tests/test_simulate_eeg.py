@@ -158,10 +158,16 @@ def test_bad_arguments(tmp_path):
 
 def test_rule_script(tmp_path):
     out = tmp_path / "simulated" / "eeg" / "dataset_description.json"
+    class Named(dict):  # a stand-in for snakemake's named input/output/params/wildcards
+        __getattr__ = dict.__getitem__
+
     smk = SimpleNamespace(
-        output=[str(out)],
+        input=Named(),
+        output=Named(dataset_description=str(out)),
+        wildcards=Named(),
         log=[str(tmp_path / "log.txt")],
-        params=SimpleNamespace(
+        threads=1,
+        params=Named(
             sim={"n_subjects": 1, "n_sessions": 1, "n_runs": 1, "trials_per_class_per_run": 2, "sfreq": 125.0, "format": "edf"},
             task="motorimagery",
             events=["left_hand", "right_hand", "feet", "tongue"],
