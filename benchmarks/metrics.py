@@ -28,7 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neuroattn.metrics import linear_predictivity, pearson_r  # noqa: E402
-from neuroattn.metrics.commitment import commit_layers, stream_layers  # noqa: E402
+from neuroattn.metrics.commitment import commit_layers  # noqa: E402
+from neuroattn.stages.scoring import stream_layers  # noqa: E402
 from neuroattn.metrics.predictivity import shuffle_splits  # noqa: E402
 
 
