@@ -345,3 +345,13 @@ def test_euclidean_alignment_whitens_each_subject(rng):
     np.testing.assert_allclose(Xa[0], (V @ np.diag(w ** -0.5) @ V.T) @ X[0], rtol=1e-3, atol=1e-4)
     with pytest.raises(ValueError, match="groups"):
         euclidean_alignment(X, groups[:3])
+
+
+def test_preprocess_settings_from_config_yaml_and_unknown_keys_refused():
+    from neuroattn.config import section_defaults
+    from neuroattn.data.eeg import preprocess_settings
+
+    assert preprocess_settings({}) == section_defaults("eeg")   # config.yaml is the one source
+    assert preprocess_settings({"resample": None})["resample"] is None
+    with pytest.raises(KeyError, match="unknown key"):
+        preprocess_settings({"resampel": 100.0})

@@ -90,7 +90,7 @@ def dataset(tmp_path_factory):
     return root, dict(t_codes=t_codes, e_labels=e_labels, written=written, cuesT=cuesT)
 
 
-CFG = {"events": ["left_hand", "right_hand", "feet", "tongue"], "l_freq": None, "h_freq": None,
+CFG = {"events": ["left_hand", "right_hand", "feet", "tongue"], "l_freq": None, "h_freq": None, "resample": None,
        "tmin": 0.0, "tmax": 2.0, "reject_uv": None}
 
 

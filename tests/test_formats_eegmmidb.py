@@ -31,7 +31,7 @@ def dataset(tmp_path_factory):
     return root, codes, written
 
 
-CFG = {"events": ["left_hand", "right_hand", "hands", "feet"], "l_freq": None, "h_freq": None,
+CFG = {"events": ["left_hand", "right_hand", "hands", "feet"], "l_freq": None, "h_freq": None, "resample": None,
        "tmin": 0.0, "tmax": 4.0, "reject_uv": None}
 
 

@@ -71,7 +71,7 @@ def test_pipeline_on_moabb_style_dataset(monkeypatch, tmp_path):
     fake.datasets.FakeBNCI = _FakeBNCI
     monkeypatch.setitem(sys.modules, "moabb", fake)
     monkeypatch.setitem(sys.modules, "moabb.datasets", fake.datasets)
-    cfg = {"events": ["left_hand", "right_hand", "feet", "tongue"], "l_freq": None, "h_freq": None,
+    cfg = {"events": ["left_hand", "right_hand", "feet", "tongue"], "l_freq": None, "h_freq": None, "resample": None,
            "tmin": 0.0, "tmax": 4.0, "reject_uv": None}
     ds = mo.get_dataset("FakeBNCI")
     epochs, table = mo.preprocess_subject(ds, "01", cfg)

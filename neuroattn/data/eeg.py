@@ -43,18 +43,6 @@ logger = logging.getLogger("neuroattn.eeg")
 
 #: File extensions of the EEG formats read through mne-bids.
 EEG_EXTENSIONS = (".edf", ".bdf", ".vhdr", ".set", ".fif", ".gdf")
-#: Preprocessing defaults (the ``eeg:`` section of config/config.yaml).
-DEFAULTS = {
-    "task": "motorimagery",
-    "events": ["left_hand", "right_hand", "feet", "tongue"],
-    "l_freq": 0.5,
-    "h_freq": 40.0,
-    "notch": None,
-    "resample": None,
-    "tmin": 0.0,
-    "tmax": 4.0,
-    "reject_uv": 800.0,
-}
 _NA = "n/a"
 
 
@@ -278,6 +266,14 @@ def epoch_recording(raw, events_table, classes, *, tmin, tmax, reject_uv, meta, 
     return epochs, table
 
 
+def preprocess_settings(cfg: dict | None = None) -> dict:
+    """The ``eeg`` config section ``cfg`` laid over config/config.yaml's (the one source of the
+    defaults); keys that section does not have are refused, naming them."""
+    from neuroattn.config import with_defaults
+
+    return with_defaults(cfg, "eeg")
+
+
 def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
     """Preprocess every run of one subject into epochs (see the module docstring).
 
@@ -288,7 +284,8 @@ def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
     subject : str
         Subject label without ``sub-``.
     cfg : dict, optional
-        Keys of :data:`DEFAULTS` (the ``eeg:`` config section); others are ignored.
+        The ``eeg:`` config section (:func:`preprocess_settings`: defaults from config.yaml,
+        unknown keys refused).
 
     Returns
     -------
@@ -300,7 +297,7 @@ def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
     """
     import mne
 
-    cfg = {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
+    cfg = preprocess_settings(cfg)
     mapping = event_mapping(cfg["events"])
     classes = list(mapping)
     known_types = {t for types in mapping.values() for t in types}

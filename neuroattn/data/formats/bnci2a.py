@@ -184,7 +184,7 @@ def preprocess_subject(root, subject, cfg: dict | None = None, drop_rejected: bo
         Folder with ``A0xT.gdf`` / ``A0xE.gdf`` (and the ``A0xE.mat`` labels).
     subject : str or int
     cfg : dict, optional
-        The ``eeg:`` config section (keys of ``neuroattn.data.eeg.DEFAULTS``).
+        The ``eeg:`` config section (defaults from config.yaml, :func:`neuroattn.data.eeg.preprocess_settings`).
     drop_rejected : bool
         Drop the trials the organisers marked rejected (1023).
 
@@ -197,9 +197,9 @@ def preprocess_subject(root, subject, cfg: dict | None = None, drop_rejected: bo
     """
     import mne
 
-    from ..eeg import DEFAULTS, clean_raw, concat_epochs, epoch_recording
+    from ..eeg import clean_raw, concat_epochs, epoch_recording, preprocess_settings
 
-    cfg = {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
+    cfg = preprocess_settings(cfg)
     classes = list(cfg["events"])
     unknown_cls = [c for c in classes if c not in CUE_CODES.values()]
     if unknown_cls:

@@ -117,9 +117,9 @@ def preprocess_subject(root, subject, cfg: dict | None = None, runs=IMAGERY_RUNS
     """
     import mne
 
-    from ..eeg import DEFAULTS, clean_raw, concat_epochs, epoch_recording
+    from ..eeg import clean_raw, concat_epochs, epoch_recording, preprocess_settings
 
-    cfg = {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
+    cfg = preprocess_settings(cfg)
     classes = list(cfg["events"])
     available = {c for r in runs for c in RUN_EVENTS.get(int(r), {}).values()}
     missing = [c for c in classes if c not in available]

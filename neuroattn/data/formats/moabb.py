@@ -130,11 +130,11 @@ def preprocess_subject(dataset, subject, cfg: dict | None = None):
     """
     import mne
 
-    from ..eeg import DEFAULTS, clean_raw, concat_epochs, epoch_recording
+    from ..eeg import clean_raw, concat_epochs, epoch_recording, preprocess_settings
 
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
     name = getattr(ds, "code", type(ds).__name__)
-    cfg = {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
+    cfg = preprocess_settings(cfg)
     classes = list(cfg["events"])
     unknown = [c for c in classes if c not in ds.event_id]
     if unknown:
