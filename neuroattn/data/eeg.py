@@ -22,8 +22,9 @@ Outputs (:func:`write_epochs`): ``*_epo.fif`` (an :class:`mne.Epochs` with metad
 cue of a configured class, with the same columns plus ``kept`` (bool) and ``drop_reason``
 (``n/a`` for kept epochs). Sessions/runs are ``n/a`` when the dataset has no such entity.
 
-Readers for models: :func:`load_epochs` -> :class:`EEGData`; :class:`ChannelStandardizer`
-(fitted on training epochs only) and :func:`euclidean_alignment` (He & Wu 2019).
+Reader for the stages: :func:`load_epochs` -> :class:`EEGData`. The array-level
+:class:`ChannelStandardizer` and :func:`euclidean_alignment` live in
+:mod:`neuroattn.models.eeg_preprocess` (re-exported here).
 """
 from __future__ import annotations
 
