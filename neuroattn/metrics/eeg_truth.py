@@ -7,7 +7,7 @@ maps against them (the stage :func:`neuroattn.stages.eeg.eeg_truth` reads them f
 ``*_pred.h5`` files):
 
 ``pattern``
-    the ERD part of the activation pattern (:func:`~neuroattn.models.eeg_interpret.erd_map` of
+    the ERD part of the activation pattern (``neuroattn.models.eeg_interpret.erd_map`` of
     the stored ``pattern``): expected to peak on the truth channels for a model above chance;
 ``importance``
     the filter-based importance (attention / gradient x input / occlusion), which need not
@@ -87,23 +87,22 @@ def importance_truth_agreement(maps, ch_names, classes, truth_channels):
     return out.astype({"best_truth_rank": "Int64"})
 
 
-def model_truth_check(pattern, importance, method: str, ch_names, classes, truth_channels) -> list:
+def model_truth_check(pattern_erd, importance, method: str, ch_names, classes, truth_channels) -> list:
     """Truth agreement of one model's maps: a list of ``(map, method, table)``.
 
     Parameters
     ----------
-    pattern : array (n_classes, n_chans) or None
-        The signed activation pattern; scored through its ERD part (``method`` ``power_pattern``).
+    pattern_erd : array (n_classes, n_chans) or None
+        The ERD part of the signed activation pattern (``neuroattn.models.eeg_interpret.erd_map``),
+        scored under method ``power_pattern``.
     importance : array (n_classes, n_chans) or None
         Filter-based importance, scored as is under ``method``.
     ch_names, classes, truth_channels
         As for :func:`importance_truth_agreement`.
     """
-    from ..models.eeg_interpret import erd_map
-
     maps = []
-    if pattern is not None:
-        maps.append(("pattern", "power_pattern", erd_map(pattern)))
+    if pattern_erd is not None:
+        maps.append(("pattern", "power_pattern", pattern_erd))
     if importance is not None:
         maps.append(("importance", str(method), importance))
     out = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..eeg_truth import summarise_truth_check
+from ..metrics.eeg_truth import summarise_truth_check
 from .html import table
 
 __all__ = ["group_truth_section", "pattern_grid", "truth_section", "truth_wide", "PATTERN_CAPTION", "TRUTH_TEXT"]

@@ -214,6 +214,7 @@ def truth_check(pred_paths, truth_channels: dict):
     import pandas as pd
 
     from ..metrics.eeg_truth import TRUTH_COLUMNS, model_truth_check
+    from ..models.eeg_interpret import erd_map
 
     frames = []
     for p in pred_paths:
@@ -232,7 +233,7 @@ def truth_check(pred_paths, truth_channels: dict):
                 if pattern is None and importance is None:
                     log.warning("%s: model %s has no channel map", p, model)
                 try:
-                    checked = model_truth_check(pattern, importance, method, ch_names, classes, truth_channels)
+                    checked = model_truth_check(None if pattern is None else erd_map(pattern), importance, method, ch_names, classes, truth_channels)
                 except (KeyError, ValueError) as exc:
                     raise type(exc)(f"{p}: {model}/{exc.args[0] if exc.args else exc}") from exc
                 for name, meth, a in checked:
