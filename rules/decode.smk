@@ -8,7 +8,7 @@ rule incontext_prior:
         features=f"{R}/features/{IC['backbone']}/features.h5",
         split=f"{R}/splits/images.tsv",
     output:
-        f"{R}/group/incontext/backbone-{IC['backbone']}_layer-{IC['layer']}_prior.pt",
+        prior=f"{R}/group/incontext/backbone-{IC['backbone']}_layer-{IC['layer']}_prior.pt",
     params:
         cfg=IC,
         seed=config["seed"],
@@ -29,7 +29,7 @@ rule incontext_prior:
 
 rule incontext_loso:
     input:
-        prior=rules.incontext_prior.output[0],
+        prior=rules.incontext_prior.output.prior,
         features=f"{R}/features/{IC['backbone']}/features.h5",
         split=f"{R}/splits/images.tsv",
         betas=[betas_path(s) for s in FMRI_SUBJECTS],

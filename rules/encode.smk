@@ -1,6 +1,7 @@
 # Brain encoders per subject x backbone x layer x model: routing (attention), ridge and
 # spatial-feature baselines. Each job writes held-out predictions and leaderboard rows.
 ENCODE = config["encode"]
+from neuroattn.models.encoders import ENCODERS, config_key  # noqa: E402  (the one list of encoders)
 
 
 rule encode:
@@ -12,9 +13,9 @@ rule encode:
         pred=f"{R}/sub-{{subject}}/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-{{model}}_pred.h5",
         scores=f"{R}/sub-{{subject}}/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-{{model}}_scores.tsv",
     params:
-        model_cfg=lambda w: ENCODE.get(w.model.split("_")[0] if w.model.startswith("ridge") else w.model, {}),
+        model_cfg=lambda w: ENCODE.get(config_key(w.model), {}),
         hemispheres=ENCODE.get("hemispheres", "auto"),
-        voxel_maps=lambda w: ENCODE.get("voxel_maps", 0) if w.model == "routing" else 0,
+        voxel_maps=lambda w: ENCODE.get("voxel_maps", 0) if "voxel_maps" in ENCODERS[w.model].produces else 0,
         seed=config["seed"],
         device=config["device"],
         checkpoint_dir=lambda w: f"{R}/checkpoints/encode/sub-{w.subject}_backbone-{w.backbone}_layer-{w.layer}_model-{w.model}",
@@ -52,7 +53,7 @@ if FMRI_ROOT is None and "routing" in ENCODE["models"]:
             betas=lambda w: betas_path(w.subject),
             dataset=fmri_dataset,
         output:
-            f"{R}/sub-{{subject}}/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-routing_desc-truthcheck.tsv",
+            table=f"{R}/sub-{{subject}}/encode/sub-{{subject}}_backbone-{{backbone}}_layer-{{layer}}_model-routing_desc-truthcheck.tsv",
         params:
             truth=lambda w: f"{fmri_root()}/derivatives/truth/sub-{w.subject}/sub-{w.subject}_desc-truth.h5",
         log:

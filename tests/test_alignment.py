@@ -3,7 +3,10 @@ import numpy as np
 import pytest
 
 from neuroattn.data.betas import Betas
+from neuroattn.config import section_defaults
 from neuroattn.models.alignment import aligned_ridge_decoding, shared_grid
+
+ALPHAS = section_defaults("incontext", "aligned_ridge_alphas")
 
 AFFINE = np.diag([4.0, 4.0, 4.0, 1.0])
 
@@ -32,7 +35,7 @@ def problem():
 
 def test_aligned_encoders_decode_the_held_out_subject(problem):
     train, h, Y_test, X_test, *_ = problem
-    res = aligned_ridge_decoding(train, (h, Y_test), X_test, np.arange(len(X_test)))
+    res = aligned_ridge_decoding(train, (h, Y_test), X_test, np.arange(len(X_test)), ALPHAS)
     assert res["n_matched"] == Y_test.shape[1]
     assert res["top1"].value > 0.8  # chance is 1/40
     assert np.nanmedian(res["r"]) > 0.8
@@ -42,7 +45,7 @@ def test_misaligned_voxels_decode_at_chance(problem):
     train, h, Y_test, X_test, W, ijk, rng = problem
     # the held-out subject's tuning is permuted across locations: anatomy no longer predicts it
     h2, Y2 = _subject("03", W[:, rng.permutation(W.shape[1])], ijk, X_test, rng)
-    res = aligned_ridge_decoding(train, (h2, Y2), X_test, np.arange(len(X_test)))
+    res = aligned_ridge_decoding(train, (h2, Y2), X_test, np.arange(len(X_test)), ALPHAS)
     assert res["top1"].value < 0.2
 
 
@@ -50,4 +53,4 @@ def test_not_applicable_without_a_shared_grid(problem):
     train, h, Y_test, X_test, W, ijk, rng = problem
     other, _ = _subject("03", W, ijk, X_test, rng, affine=np.diag([2.0, 2.0, 2.0, 1.0]))
     assert not shared_grid([train[0][0], other])
-    assert aligned_ridge_decoding(train, (other, Y_test), X_test, np.arange(len(X_test))) is None
+    assert aligned_ridge_decoding(train, (other, Y_test), X_test, np.arange(len(X_test)), ALPHAS) is None

@@ -168,3 +168,23 @@ def test_routing_truth_check_refuses_voxels_missing_from_the_truth(tmp_path):
         del f["attention"]
     with pytest.raises(ValueError, match="no attention maps"):
         routing_truth_check(*files)
+
+
+# ------------------------------------------------------------------ the encoder registry
+def test_schema_enum_of_encode_models_is_the_registry():
+    from neuroattn.config import load_schema
+    from neuroattn.models.encoders import ENCODERS
+
+    enum = load_schema()["properties"]["encode"]["properties"]["models"]["items"]["enum"]
+    assert enum == ENCODERS.names()
+
+
+def test_unknown_encoder_parameter_is_refused_by_name():
+    from neuroattn.models.encoders import make_encoder
+
+    with pytest.raises(TypeError, match="not_a_param"):
+        make_encoder("routing", {"not_a_param": 1}, seed=0, device="cpu")
+    with pytest.raises(TypeError, match="not_a_param"):
+        make_encoder("ridge_pooled", {"not_a_param": 1})
+    with pytest.raises(KeyError, match="unknown fMRI encoder"):
+        make_encoder("nope")

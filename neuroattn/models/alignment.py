@@ -15,12 +15,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from sklearn.linear_model import RidgeCV
 
 log = logging.getLogger("neuroattn.models.alignment")
-
-DEFAULT_ALPHAS = np.logspace(-2, 5, 8)
-
 
 def shared_grid(betas_list) -> bool:
     """Whether every :class:`~neuroattn.data.betas.Betas` has the same affine and grid shape."""
@@ -40,7 +36,7 @@ def _standardize_rows(P):
     return P / np.maximum(np.linalg.norm(P, axis=1, keepdims=True), 1e-12)
 
 
-def aligned_ridge_decoding(train_subjects, heldout, candidates, test_rows, alphas=DEFAULT_ALPHAS):
+def aligned_ridge_decoding(train_subjects, heldout, candidates, test_rows, alphas):
     """Decode a held-out subject's test patterns with anatomically aligned training-subject encoders.
 
     Parameters
@@ -53,6 +49,8 @@ def aligned_ridge_decoding(train_subjects, heldout, candidates, test_rows, alpha
         Embeddings of the candidate images.
     test_rows : ndarray of int, (n_test,)
         Row of each test pattern's true image in ``candidates``.
+    alphas : sequence of float
+        Ridge grid (config ``incontext.aligned_ridge_alphas``).
 
     Returns
     -------
@@ -62,6 +60,7 @@ def aligned_ridge_decoding(train_subjects, heldout, candidates, test_rows, alpha
         share a grid or no voxel matches.
     """
     from ..metrics import pearson_r, topk_retrieval
+    from .ridge import ridge_loo
 
     h_betas, Y_test = heldout
     if not shared_grid([h_betas] + [b for b, _, _ in train_subjects]):
@@ -76,7 +75,7 @@ def aligned_ridge_decoding(train_subjects, heldout, candidates, test_rows, alpha
         hit = cols >= 0
         if not hit.any():
             continue
-        model = RidgeCV(alphas=alphas, alpha_per_target=True).fit(X_tr, Y_tr[:, cols[hit]])
+        model = ridge_loo(X_tr, Y_tr[:, cols[hit]], alphas)
         sums[:, hit] += model.predict(candidates)
         counts[hit] += 1
     matched = counts > 0

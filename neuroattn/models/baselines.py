@@ -3,8 +3,7 @@
 - :class:`RidgeEncoder` with ``features="pooled"`` (``ridge_pooled``): ridge on the pooled
   embedding of a layer; ``features="grid"`` (``ridge_grid``, the paper's linear baseline): ridge
   on the flattened token grid (T * C features). himalaya's cross-validated ridge picks one alpha
-  per voxel; with more features than images the equivalent linear-kernel ridge is solved instead
-  (same predictions, n x n instead of p x p).
+  per voxel (:func:`neuroattn.models.ridge.ridge_cv`).
 - :class:`SpatialFeatureEncoder` (``spatial_feature``): the factorized encoder, a learned
   softmax spatial map per ROI that pools the tokens, then a per-voxel linear readout of the
   pooled features (trained like the routing encoder).
@@ -19,13 +18,13 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from .ridge import DEFAULT_ALPHAS, ridge_cv
 from .routing import GroupedReadout, TorchVoxelEncoder, _as_tokens, clean_voxels, mean_pearson, voxel_groups
 
 log = logging.getLogger("neuroattn.models.baselines")
 
 __all__ = ["RidgeEncoder", "SpatialFeatureEncoder", "SpatialFeatureModule", "DEFAULT_ALPHAS"]
 
-DEFAULT_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 
 
 class RidgeEncoder(RegressorMixin, BaseEstimator):
@@ -69,9 +68,6 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
 
     def fit(self, X, Y, *, voxel_roi=None, voxel_hemi=None, rois=None, grid=None):
         """Fit on training images; same signature as :meth:`RoutingEncoder.fit`. Returns self."""
-        from himalaya.kernel_ridge import KernelRidgeCV
-        from himalaya.ridge import RidgeCV
-
         if self.features not in ("pooled", "grid"):
             raise ValueError(f"features must be 'pooled' or 'grid', got {self.features!r}")
         X = np.asarray(X)
@@ -93,12 +89,7 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         D = self._design(X).astype(np.float64)
         self.scaler_ = StandardScaler().fit(D)
         D = self.scaler_.transform(D)
-        alphas = np.asarray(self.alphas, dtype=np.float64)
-        if D.shape[1] > D.shape[0]:
-            self.model_ = KernelRidgeCV(alphas=alphas, kernel="linear", cv=self.cv, fit_intercept=True)
-        else:
-            self.model_ = RidgeCV(alphas=alphas, cv=self.cv, fit_intercept=True)
-        self.model_.fit(D, Y[:, self.voxel_mask_])
+        self.model_ = ridge_cv(D, Y[:, self.voxel_mask_], self.alphas, self.cv)
         self.best_alphas_ = np.asarray(self.model_.best_alphas_)
         return self
 

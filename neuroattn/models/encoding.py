@@ -1,6 +1,6 @@
 """Fit one voxel encoder for one subject x backbone x layer and score it on the held-out images.
 
-Used by the ``encode`` rule. Models (``MODELS``): ``routing`` (:class:`RoutingEncoder`),
+Used by the ``encode`` rule. Models (registry :data:`neuroattn.models.encoders.ENCODERS`): ``routing`` (:class:`RoutingEncoder`),
 ``ridge_pooled`` and ``ridge_grid`` (:class:`RidgeEncoder`), ``spatial_feature``
 (:class:`SpatialFeatureEncoder`), all trained on the subject's training images (the split's
 ``train`` images that the subject saw) and evaluated on the split's ``test`` images.
@@ -41,7 +41,6 @@ from ..utils import atomic_path
 
 log = logging.getLogger("neuroattn.models.encoding")
 
-MODELS = ("routing", "ridge_pooled", "ridge_grid", "spatial_feature")
 _STR = h5py.string_dtype("utf-8")
 
 
@@ -147,18 +146,12 @@ def load_encoding_data(betas_path, features_path, split_path, layer, hemispheres
 
 
 def make_model(model: str, params: dict | None = None, *, seed: int = 0, device: str = "auto"):
-    """The estimator for a model name, with config ``params`` (unknown keys are refused)."""
-    from .baselines import RidgeEncoder, SpatialFeatureEncoder
-    from .routing import RoutingEncoder
+    """The estimator for a model name, with config ``params`` (unknown keys are refused).
 
-    params = dict(params or {})
-    if model == "routing":
-        return RoutingEncoder(**params, random_state=seed, device=device)
-    if model == "spatial_feature":
-        return SpatialFeatureEncoder(**params, random_state=seed, device=device)
-    if model in ("ridge_pooled", "ridge_grid"):
-        return RidgeEncoder(features=model.split("_")[1], **params)
-    raise ValueError(f"unknown encoding model {model!r}; choose from {', '.join(MODELS)}")
+    A lookup in :data:`neuroattn.models.encoders.ENCODERS`."""
+    from .encoders import make_encoder
+
+    return make_encoder(model, params, seed=seed, device=device)
 
 
 def score_rows(subject, model, Y_test, pred, voxel_roi, ncsnr, test_repeats):
@@ -206,6 +199,7 @@ def run_encoding(data: EncodingData, model: str, params: dict | None = None, *, 
         ``predictions`` (n_test, V), ``estimator``, ``rows`` (leaderboard rows), ``pearson_r`` and
         ``noise_ceiling`` (V,), and for map-producing models ``maps`` (dict for the HDF5 group).
     """
+    from .encoders import ENCODERS
     from .routing import summarize_attention
 
     est = make_model(model, params, seed=seed, device=device)
@@ -215,16 +209,9 @@ def run_encoding(data: EncodingData, model: str, params: dict | None = None, *, 
     pred = est.predict(data.X_test)
     rows, r, nc = score_rows(data.subject, model, data.Y_test, pred, data.voxel_roi, data.ncsnr,
                              data.test_repeats)
-    maps = None
-    if model == "routing":
-        att = est.attention_maps(data.X_test)
-        maps = {"kind": "attention", "rois": list(est.query_names_), "mean": att.mean(axis=0),
-                "examples": att[:n_examples], "example_images": data.test_images[:n_examples]}
-        if voxel_maps:
-            maps["voxel_maps"] = est.voxel_maps(data.X_test[:voxel_maps])
-    elif model == "spatial_feature":
-        m = est.spatial_maps()
-        maps = {"kind": "spatial_map", "rois": list(est.query_names_), "mean": m}
+    entry = ENCODERS[model]
+    maps = entry.meta["maps"](est, data.X_test, data.test_images, n_examples,
+                              voxel_maps if "voxel_maps" in entry.produces else 0) if "maps" in entry.produces else None
     if maps is not None:
         maps["summary"] = summarize_attention(maps["mean"], maps["rois"])
     return {"estimator": est, "predictions": pred, "rows": rows, "pearson_r": r, "noise_ceiling": nc,

@@ -32,30 +32,11 @@ from .metalearn import Pool, synthetic_pool, synthetic_voxels, train_decoder, tr
 
 log = logging.getLogger("neuroattn")
 
-DEFAULTS = {
-    "embed_dim": 32,
-    "context_sizes": [25, 50, 100, 200],
-    "default_k": 50,
-    "min_context": 10,
-    "context_range": [10, 200],
-    "n_query": 100,
-    "encoder": {"d_model": 32, "n_layers": 2, "n_heads": 2, "n_registers": 4},
-    "decoder": {"d_model": 32, "n_layers": 2, "n_heads": 2, "n_registers": 8},
-    "max_voxels": 128,
-    "synthetic_steps": 150,
-    "real_steps": 60,
-    "batch_size": 32,
-    "lr": 0.001,
-    "ridge_alphas": [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],
-}
-
-
 def resolve_config(cfg: dict | None) -> dict:
-    """The ``incontext`` config section completed with :data:`DEFAULTS`."""
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
-    for k, v in (cfg or {}).items():
-        out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+    """The ``incontext`` config section laid over config/config.yaml's (the only source of defaults)."""
+    from ..config import with_defaults
+
+    return with_defaults(cfg, "incontext")
 
 
 def build_nets(embed_dim: int, cfg: dict) -> tuple[ContextEncoderNet, ImageDecoderNet]:
@@ -185,19 +166,13 @@ def ridge_context(X_c, Y_c, X_test, Y_test, alphas, seed=0):
     predict the test responses; a ``RidgeCV`` map from voxels to embedding fitted on the same
     context decodes them.
     """
-    from himalaya.kernel_ridge import KernelRidgeCV
-    from himalaya.ridge import RidgeCV
     from sklearn.model_selection import KFold
 
+    from .ridge import ridge_cv
+
     cv = KFold(n_splits=min(5, len(X_c)), shuffle=True, random_state=seed)
-    alphas = np.asarray(alphas, dtype=float)
-
-    def fit(X, Y):  # primal ridge, or its linear-kernel (dual) form when samples < features
-        if len(X) < X.shape[1]:
-            return KernelRidgeCV(alphas=alphas, kernel="linear", fit_intercept=True, cv=cv).fit(X, Y)
-        return RidgeCV(alphas=alphas, fit_intercept=True, cv=cv).fit(X, Y)
-
-    enc, dec = fit(X_c, Y_c), fit(Y_c, X_c)
+    # primal ridge, or its linear-kernel (dual) form when samples < features
+    enc, dec = ridge_cv(X_c, Y_c, alphas, cv), ridge_cv(Y_c, X_c, alphas, cv)
     return np.asarray(enc.predict(X_test)), np.asarray(dec.predict(Y_test))
 
 
@@ -335,7 +310,7 @@ def write_predictions(path, data: SubjectData, results: dict, candidate_names, t
                 f.create_dataset(f"stage1_r/{m}_k{k}", data=np.asarray(res["r"], dtype=np.float32))
 
 
-def aligned_rows(held_out: str, betas: dict, subjects: dict, candidates, candidate_names) -> list[dict]:
+def aligned_rows(held_out: str, betas: dict, subjects: dict, candidates, candidate_names, alphas) -> list[dict]:
     """Rows of the anatomical-alignment baseline (``aligned_ridge``: top1, top5, noise_normalized_r2).
 
     Empty when the subjects are not on one grid (then the baseline does not apply).
@@ -348,7 +323,7 @@ def aligned_rows(held_out: str, betas: dict, subjects: dict, candidates, candida
     pos = {im: i for i, im in enumerate(np.asarray(candidate_names).astype(str))}
     test_rows = np.array([pos[im] for im in data.test_images])
     train = [(betas[s], d.X_train, d.Y_train) for s, d in sorted(subjects.items()) if s != held_out]
-    res = aligned_ridge_decoding(train, (betas[held_out], data.Y_test), candidates, test_rows)
+    res = aligned_ridge_decoding(train, (betas[held_out], data.Y_test), candidates, test_rows, alphas)
     if res is None:
         return []
     n_c = len(candidates)
@@ -391,6 +366,6 @@ def run_loso(prior_path, features_path, split_path, betas_paths, held_out: str, 
     results = evaluate_subject(enc, dec, data, candidates, test, cfg, seed=seed, device=device)
     write_predictions(pred_path, data, results, test, [p.name for p in pools], cfg)
     rows = score_rows(held_out, results, data.noise_ceiling)
-    rows += aligned_rows(held_out, all_betas, subjects, candidates, test)
+    rows += aligned_rows(held_out, all_betas, subjects, candidates, test, cfg["aligned_ridge_alphas"])
     write_scores(scores_path, rows)
     return results

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, RegressorMixin
 from torch import nn
 
-from ..utils import atomic_path, resolve_device, seed_everything
+from ..utils import atomic_path, derive_seed, resolve_device, seed_everything
 from .positional import sine_2d
 
 log = logging.getLogger("neuroattn.models.routing")
@@ -512,7 +512,7 @@ class TorchVoxelEncoder(RegressorMixin, BaseEstimator):
         self.modules_, self.histories_, self.best_epochs_ = [], [], []
         n = len(Xs)
         for k in range(self.n_ensemble):
-            seed = int(self.random_state) * 1009 + k
+            seed = derive_seed(self.random_state, k)
             seed_everything(seed)
             module = self._build_module(self.n_channels_, grid, self.voxel_group_, len(names))
             perm = np.random.default_rng(seed).permutation(n)

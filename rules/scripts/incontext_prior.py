@@ -1,10 +1,3 @@
-"""Rule incontext_prior: meta-train the in-context encoder/decoder on synthetic voxels (no brain data)."""
-from neuroattn.models.metatrain import run_prior
-from neuroattn.utils import set_threads, setup_logging
-
-log = setup_logging(snakemake.log[0])
-set_threads(snakemake.threads)
-cfg = dict(snakemake.params.cfg)
-log.info("in-context prior: backbone %s layer %s", cfg["backbone"], cfg["layer"])
-run_prior(snakemake.input.features, snakemake.input.split, snakemake.output[0], cfg, layer=cfg["layer"],
-          seed=snakemake.params.seed, device=snakemake.params.device)
+"""Rule incontext_prior: meta-train the in-context encoder/decoder on synthetic voxels. Code: neuroattn.stages.incontext.incontext_prior."""
+from neuroattn.stages import from_snakemake
+from_snakemake(snakemake, "incontext_prior")  # noqa: F821
