@@ -47,14 +47,41 @@ rule subsampling:
         "scripts/subsampling.py"
 
 
+rule similarity:
+    input:
+        betas=lambda w: betas_path(w.subject),
+        features=f"{R}/features/{{backbone}}/features.h5",
+        split=f"{R}/splits/images.tsv",
+    output:
+        scores=f"{R}/sub-{{subject}}/scores/sub-{{subject}}_backbone-{{backbone}}_desc-similarity_scores.tsv",
+        layers=f"{R}/sub-{{subject}}/scores/sub-{{subject}}_backbone-{{backbone}}_desc-similarity_layers.tsv",
+        curves=f"{R}/sub-{{subject}}/scores/sub-{{subject}}_backbone-{{backbone}}_desc-ssmsubsampling_curves.tsv",
+    params:
+        scoring=config["scoring"],
+        seed=config["seed"],
+        backbone_layers=lambda w: config["features"]["backbones"].get(w.backbone, {}).get("layers", []),
+    log:
+        f"{R}/logs/similarity/sub-{{subject}}_backbone-{{backbone}}.log",
+    benchmark:
+        f"{R}/benchmarks/similarity/sub-{{subject}}_backbone-{{backbone}}.tsv"
+    resources:
+        mem_mb=mem_mb(3000),
+        runtime=20,
+    conda:
+        "../environment.yml"
+    script:
+        "scripts/similarity.py"
+
+
 SUBSAMPLING_FILES = expand(
     rules.subsampling.output.curves, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]], layer=ENCODE["layers"][:1]
 )
 ENCODED_BACKBONES = {ENCODE["backbone"], IC["backbone"]}
 COMMITMENT_LAYER_FILES = []
+COMMIT_BACKBONES = list(dict.fromkeys([ENCODE["backbone"], *config["scoring"].get("backbones", [])]))
 if config["scoring"]["commit_layers"]:
-    SCORE_FILES += expand(rules.layer_commitment.output.scores, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]])
-    COMMITMENT_LAYER_FILES = expand(rules.layer_commitment.output.layers, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]])
+    SCORE_FILES += expand(rules.layer_commitment.output.scores, subject=FMRI_SUBJECTS, backbone=COMMIT_BACKBONES)
+    COMMITMENT_LAYER_FILES = expand(rules.layer_commitment.output.layers, subject=FMRI_SUBJECTS, backbone=COMMIT_BACKBONES)
 
 
 localrules:

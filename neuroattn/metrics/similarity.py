@@ -4,7 +4,8 @@
   two RDMs are compared by the Spearman correlation of their upper triangles (diagonal excluded).
 - CKA: linear centred kernel alignment on stimulus Gram matrices; unbiased by default (HSIC
   estimator of Song et al. 2012, needs >= 4 stimuli), the biased (plug-in) variant on request.
-- SSM: similarity of similarity matrices: Pearson RSMs compared by Spearman (the same number as
+- SSM: similarity of similarity matrices: Pearson (or, on request, cosine of unit-centred) RSMs
+  compared by Spearman (with Pearson RSMs the same number as
   RSA, since Spearman is invariant to ``1 - x``), with a split-half noise ceiling over trials
   (on the scale of the value: sqrt of the Spearman-Brown-corrected split-half RSM reliability).
 
@@ -41,13 +42,27 @@ def _prepare(X, Y, min_stimuli=3):
                                   "n_dropped_x": dx, "n_dropped_y": dy, "n_dropped": dx + dy}
 
 
-def rsm(X) -> np.ndarray:
-    """Pearson correlation between the response patterns (rows) of every pair of stimuli.
+RSM_KINDS = ("pearson", "cosine")
 
-    Stimuli whose pattern is constant over units get NaN rows/columns.
+
+def rsm(X, kind: str = "pearson") -> np.ndarray:
+    """Similarity between the response patterns (rows) of every pair of stimuli.
+
+    Parameters
+    ----------
+    X : array-like, (n_stimuli, n_units)
+    kind : {"pearson", "cosine"}
+        ``"pearson"`` (Shi et al. 2019): each pattern centred over units, then correlated; this
+        discards the mean response of the population to each stimulus. ``"cosine"``: each unit
+        centred over the stimuli, then the cosine between patterns; the population's mean
+        response (what a category-selective region mostly carries) stays in the matrix.
+
+    Stimuli whose (centred) pattern is constant get NaN rows/columns.
     """
+    if kind not in RSM_KINDS:
+        raise ValueError(f"rsm kind must be one of {RSM_KINDS}, got {kind!r}")
     X = np.asarray(X, dtype=np.float64)
-    Xc = X - X.mean(axis=1, keepdims=True)
+    Xc = X - (X.mean(axis=1, keepdims=True) if kind == "pearson" else X.mean(axis=0, keepdims=True))
     nrm = np.linalg.norm(Xc, axis=1)
     Xn = np.divide(Xc, nrm[:, None], out=np.full_like(Xc, np.nan), where=nrm[:, None] > 0)
     return np.clip(Xn @ Xn.T, -1.0, 1.0)
@@ -136,7 +151,50 @@ def cka(X, Y, unbiased: bool = True) -> Score:
                                               "unbiased": unbiased, "metric": "cka"})
 
 
-def ssm(X, Y, Y_reps=None, n_splits: int = 10, random_state: int = 1) -> Score:
+def split_half_ceiling(Y_reps, compare, n_splits: int = 10, random_state: int = 1) -> tuple[float, float, np.ndarray]:
+    """Split-half noise ceiling of a representational metric, on the scale of its value.
+
+    Over ``n_splits`` random splits of the repetitions into two halves (the second takes the
+    extra repetition when their number is odd: 1 vs 2 trials for 3 repetitions), each half is
+    averaged over its trials and the two halves compared with ``compare``; the result is
+    Spearman-Brown corrected (factor 2) to the reliability ``rho`` of the all-trial average and
+    square-rooted: ``sqrt(max(0, 2 r / (1 + r)))``, the value a noise-free model would reach
+    against the all-trial data if the metric behaves like a correlation. Mean over splits.
+
+    Parameters
+    ----------
+    Y_reps : array-like, (n_repetitions, n_stimuli, n_units)
+    compare : callable
+        ``compare(A, B) -> float`` for two (n_stimuli, n_units) arrays.
+    n_splits, random_state : int
+
+    Returns
+    -------
+    ceiling, standard error over splits, per-split values
+    """
+    R = _check_reps(Y_reps, "Y_reps")
+    ok, _ = clean_units(R.reshape(-1, R.shape[2]))
+    if not ok.any():
+        raise ValueError("Y_reps: every unit is NaN or constant")
+    rng = np.random.default_rng(random_state)
+    half = R.shape[0] // 2
+    per_split = []
+    for _ in range(n_splits):
+        perm = rng.permutation(R.shape[0])
+        a = R[perm[:half]][:, :, ok].mean(axis=0)
+        b = R[perm[half:]][:, :, ok].mean(axis=0)
+        rel = float(spearman_brown(compare(a, b)))
+        per_split.append(np.sqrt(max(rel, 0.0)) if np.isfinite(rel) else np.nan)
+    per_split = np.array(per_split)
+    return float(np.nanmean(per_split)), float(np.nanstd(per_split) / np.sqrt(n_splits)), per_split
+
+
+def rsm_similarity(X, Y, kind: str = "pearson") -> float:
+    """Spearman r between the upper triangles of the two representations' RSMs (:func:`rsm`)."""
+    return _spearman(_upper(rsm(X, kind)), _upper(rsm(Y, kind)))
+
+
+def ssm(X, Y, Y_reps=None, n_splits: int = 10, random_state: int = 1, kind: str = "pearson") -> Score:
     """Similarity of similarity matrices (Shi, Shea-Brown & Buice 2019) with a noise ceiling.
 
     Parameters
@@ -146,36 +204,28 @@ def ssm(X, Y, Y_reps=None, n_splits: int = 10, random_state: int = 1) -> Score:
     Y : array-like, (n_stimuli, n_units_y)
         Neural responses (trial-averaged).
     Y_reps : array-like, (n_repetitions, n_stimuli, n_units_y), optional
-        Single trials of the same units, for the ceiling: over ``n_splits`` random halves of the
-        repetitions, the Spearman r between the two halves' RSMs, Spearman-Brown corrected to
-        the full number of repetitions (the reliability of the data's RSM), square-rooted (the
-        similarity a noise-free perfect model would reach, on the scale of ``value``), averaged
-        over splits.
+        Single trials of the same units, for the ceiling (:func:`split_half_ceiling` of the
+        RSMs' Spearman r: the similarity a noise-free perfect model would reach).
+    n_splits, random_state : int
+        Splits of the ceiling.
+    kind : {"pearson", "cosine"}
+        The RSM (:func:`rsm`; the paper's is ``"pearson"``).
 
     Returns
     -------
     Score
-        ``value`` Spearman r between the Pearson RSMs; ``ceiling`` the split-half ceiling (NaN
+        ``value`` Spearman r between the two RSMs; ``ceiling`` the split-half ceiling (NaN
         without ``Y_reps``); ``meta['ceiling_error']`` its standard error over splits.
     """
     X, Yc, meta = _prepare(X, Y)
-    value = _spearman(_upper(rsm(X)), _upper(rsm(Yc)))
+    value = rsm_similarity(X, Yc, kind)
     ceiling, ceiling_err, per_split = float("nan"), float("nan"), None
     if Y_reps is not None:
         R = _check_reps(Y_reps, "Y_reps")
         if R.shape[1] != meta["n_stimuli"]:
             raise ValueError(f"mismatched stimulus counts: Y has {meta['n_stimuli']}, Y_reps has {R.shape[1]}")
-        ok, _ = clean_units(R.reshape(-1, R.shape[2]))
-        rng = np.random.default_rng(random_state)
-        half = R.shape[0] // 2
-        per_split = []
-        for _ in range(n_splits):
-            perm = rng.permutation(R.shape[0])
-            a = R[perm[:half]][:, :, ok].mean(axis=0)
-            b = R[perm[half:]][:, :, ok].mean(axis=0)
-            rel = float(spearman_brown(_spearman(_upper(rsm(a)), _upper(rsm(b)))))
-            per_split.append(np.sqrt(max(rel, 0.0)))
-        per_split = np.array(per_split)
-        ceiling, ceiling_err = float(per_split.mean()), float(per_split.std() / np.sqrt(n_splits))
+        ceiling, ceiling_err, per_split = split_half_ceiling(
+            R, lambda a, b: rsm_similarity(a, b, kind), n_splits=n_splits, random_state=random_state)
     return Score(value=value, ceiling=ceiling,
-                 meta={**meta, "ceiling_per_split": per_split, "ceiling_error": ceiling_err, "metric": "ssm"})
+                 meta={**meta, "ceiling_per_split": per_split, "ceiling_error": ceiling_err, "metric": "ssm",
+                       "rsm": kind})

@@ -187,6 +187,105 @@ def subsampling(betas: str, features: str, split: str, curves: str, scoring: dic
              Y.shape[1], Y.shape[0], table.to_string())
 
 
+def similarity_subject(betas, store, test_images, layers: Sequence[str], backbone: str = "backbone",
+                       rsm: str = "pearson", pool_grid: int | None = None, n_splits: int = 10,
+                       random_state: int = 1, subsampling_draws: int = 3, seed: int = 0):
+    """RSA / CKA / SSM of every ROI against every layer on the subject's repeated test images.
+
+    Parameters
+    ----------
+    betas : neuroattn.data.betas.Betas
+    store : neuroattn.features.FeatureStore
+    test_images : the test split; the images of it shown at least twice are used (their
+        trial-averaged betas for the values, their single trials for the split-half ceilings).
+    layers : layers in depth order.
+    backbone : model name prefix of the rows.
+    rsm, pool_grid, n_splits, random_state, subsampling_draws : ``scoring.similarity`` of the
+        config (:func:`neuroattn.metrics.similarity_commitment.similarity_table`,
+        :func:`layer_features`).
+    seed : subset draws of the subsampling curves.
+
+    Returns
+    -------
+    rows : list of dict
+        Leaderboard rows (metrics ``rsa_spearman``, ``cka``, ``ssm``, with ceilings).
+    table : DataFrame
+        :func:`~neuroattn.metrics.similarity_commitment.similarity_table`.
+    curves : DataFrame
+        SSM subsampling curves of each ROI at its SSM-committed layer (columns ``roi, layer``
+        then :func:`~neuroattn.metrics.similarity_commitment.ssm_subsampling`'s).
+    """
+    import pandas as pd
+
+    from ..leaderboard import rows_from_scores
+    from ..metrics.similarity_commitment import committed_layers, similarity_scores, similarity_table, ssm_subsampling
+
+    seen = dict(zip(map(str, betas.images), betas.n_repeats))
+    rep = [str(im) for im in test_images if seen.get(str(im), 0) >= 2]
+    if len(rep) < 4:
+        raise ValueError(f"sub-{betas.subject}: {len(rep)} test images were shown at least twice; the similarity "
+                         "stage needs >= 4 (check the simulation's / design's repeats of the test images)")
+    R = betas.repeats(rep)
+    feats = {lay: layer_features(store, lay, rep, pool_grid) for lay in layers}
+    table = similarity_table(feats.items(), R, betas.voxel_roi, rsm_kind=rsm, n_splits=n_splits,
+                             random_state=random_state)
+    com = committed_layers(table, "ssm")
+    Y = R.mean(axis=0)
+    curves = []
+    for r in com.itertuples():
+        m = betas.voxel_roi == r.roi
+        c = ssm_subsampling(feats[r.layer], Y[:, m], rsm_kind=rsm, n_draws=subsampling_draws, random_state=seed)
+        c.insert(0, "layer", r.layer)
+        c.insert(0, "roi", r.roi)
+        curves.append(c)
+    rows = rows_from_scores(betas.subject, "fmri", similarity_scores(table, backbone))
+    return rows, table, pd.concat(curves, ignore_index=True)
+
+
+@register("similarity")
+def similarity(betas: str, features: str, split: str, scores: str, layers: str, curves: str, scoring: dict,
+               seed: int, backbone_layers: list, backbone: str, subject: str) -> None:
+    """Rule ``similarity``: RSA, CKA and SSM per ROI and layer with split-half ceilings, the
+    SSM commitment per ROI and SSM subsampling curves (:func:`similarity_subject`).
+
+    Parameters
+    ----------
+    betas, features, split : str
+        The subject's beta file, the backbone's feature store, the image split.
+    scores, layers, curves : str
+        Output leaderboard rows, the (roi, layer, metric) table with ``committed`` marks, and
+        the SSM subsampling curves (TSVs).
+    scoring : dict
+        ``scoring`` of the config (its ``similarity`` subsection is used).
+    seed : int
+        The config's ``seed`` (subset draws).
+    backbone_layers : list of str
+        The backbone's configured layers (empty: every layer of the store).
+    backbone, subject : str
+        Wildcards.
+    """
+    from ..data.betas import Betas
+    from ..data.splits import read_split
+    from ..features.store import FeatureStore
+    from ..leaderboard import write_scores
+
+    sim = with_defaults((scoring or {}).get("similarity"), "scoring", "similarity")
+    b = Betas.read(betas)
+    store = FeatureStore(features)
+    _, test = read_split(split)
+    use = [lay for lay in (backbone_layers or store.layers) if lay in store.layers]
+    rows, table, cur = similarity_subject(
+        b, store, test, use, backbone=backbone, rsm=sim["rsm"], pool_grid=sim["pool_grid"],
+        n_splits=sim["n_splits"], random_state=sim["random_state"], subsampling_draws=sim["subsampling_draws"],
+        seed=int(seed))
+    write_scores(scores, rows)
+    for path, df in ((layers, table), (curves, cur)):
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    com = table[(table.metric == "ssm") & table.committed]
+    log.info("sub-%s SSM commitment: %s", subject, dict(zip(com.roi, com.layer)))
+
+
 @register("leaderboard")
 def leaderboard(scores: list, table: str) -> None:
     """Rule ``leaderboard``: every scoring job's TSV gathered into ``results/scores/leaderboard.tsv``.
