@@ -11,6 +11,10 @@ and checked key by key against the architecture.
 
 Names
 -----
+- ``crossvit_tiny`` / ``crossvit_18``: the native dual-branch CrossViT
+  (:mod:`neuroattn.features.crossvit`; 96 px CPU-sized, and the paper's 240 px CrossViT-18);
+  layers ``blocks.<i>.small`` / ``blocks.<i>.large`` (each branch's token grid), ``blocks.<i>.fused``
+  (the two CLS tokens after the cross-attention fusion) and ``pooled``.
 - ``smallcnn``: the project's own ResNet-like CNN (:class:`SmallCNN`) sized for 64-128 px stimuli;
   stages ``layer1``..``layer4`` have strides 4, 8, 16, 32 (token grids 24x24, 12x12, 6x6, 3x3 at
   96 px).
@@ -20,8 +24,8 @@ Names
   e.g. ``timm:crossvit_9_240`` or ``timm:vit_small_patch14_dinov2``, always built with
   ``pretrained=False``; extra keywords go to ``timm.create_model`` (give a ViT ``img_size=`` to
   match ``image_size``). Preprocessing uses the model's ``pretrained_cfg`` mean/std and
-  ``num_prefix_tokens`` (CLS, registers). Layers returning several streams (CrossViT blocks)
-  are refused: read one of their submodules.
+  ``num_prefix_tokens`` (CLS, registers). Layers returning several streams (timm's CrossViT
+  blocks) are refused: read one of their submodules, or use the native ``crossvit_*``.
 
 Layers are module names as ``model.named_modules()`` spells them (``layer3``, ``features.8``,
 ``encoder.layers.encoder_layer_11``); :meth:`Backbone.available_layers` lists them.
@@ -37,6 +41,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..registry import Registry
+from .crossvit import PRESETS as CROSSVIT_PRESETS
+from .crossvit import build_crossvit
 from .smallcnn import SmallCNN
 from .weights import _num_classes_from, check_state_dict, read_state_dict  # noqa: F401  (public)
 
@@ -46,7 +52,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Layers read when none are given, per architecture.
+_CROSSVIT_LAYERS = [f"blocks.{i}.{t}" for i in range(3) for t in ("small", "large", "fused")] + ["pooled"]
 DEFAULT_LAYERS = {
+    "crossvit_tiny": list(_CROSSVIT_LAYERS),
+    "crossvit_18": list(_CROSSVIT_LAYERS),
     "smallcnn": ["layer1", "layer2", "layer3", "layer4"],
     "resnet18": ["layer1", "layer2", "layer3", "layer4"],
     "resnet34": ["layer1", "layer2", "layer3", "layer4"],
@@ -183,11 +192,21 @@ def _torchvision_names() -> list[str]:
 
 def list_backbones() -> list[str]:
     """Names :func:`load_backbone` accepts (``timm:<name>`` also works when timm is installed)."""
-    return ["smallcnn"] + _torchvision_names()
+    return ["smallcnn", *CROSSVIT_PRESETS] + _torchvision_names()
 
 
 def _smallcnn(arch, num_classes, image_size, widths=(32, 64, 128, 256), blocks: int = 1):
     return SmallCNN(num_classes=num_classes or 10, widths=widths, blocks=blocks), IMAGENET_MEAN, IMAGENET_STD, 0
+
+
+def _crossvit(arch, num_classes, image_size, **kw):
+    """The native CrossViT preset ``arch`` built for ``image_size`` (extra keywords: fields of
+    :class:`neuroattn.features.crossvit.CrossViTConfig`); no prefix tokens: its taps strip the CLS."""
+    args = dict(kw)
+    if num_classes:
+        args["num_classes"] = num_classes
+    args.setdefault("image_size", image_size)
+    return build_crossvit(arch, **args), IMAGENET_MEAN, IMAGENET_STD, 0
 
 
 def _timm(arch, num_classes, image_size, **kw):
@@ -225,21 +244,30 @@ def _torchvision(arch, num_classes, image_size, **kw):
 #: Extra keywords go to the architecture's constructor (torchvision and timm take their own).
 BACKBONES = Registry("backbone")
 BACKBONES.register("smallcnn", _smallcnn, config_section="features.backbones", produces=("features",))
+BACKBONES.register("crossvit", _crossvit, config_section="features.backbones", produces=("features",))
 BACKBONES.register("torchvision", _torchvision, config_section="features.backbones", produces=("features",))
 BACKBONES.register("timm", _timm, config_section="features.backbones", produces=("features",))
 
 
 def backbone_kind(name: str) -> str:
-    """The :data:`BACKBONES` kind of backbone ``name``: ``smallcnn``, ``timm`` (``timm:<name>``)
-    or ``torchvision`` (any other name, checked against torchvision's list when built)."""
+    """The :data:`BACKBONES` kind of backbone ``name``: ``smallcnn``, ``crossvit`` (a preset of
+    :data:`neuroattn.features.crossvit.PRESETS`), ``timm`` (``timm:<name>``) or ``torchvision``
+    (any other name, checked against torchvision's list when built)."""
     if name == "smallcnn":
         return "smallcnn"
+    if name in CROSSVIT_PRESETS:
+        return "crossvit"
     return "timm" if name.startswith("timm:") else "torchvision"
 
 
 def _build(name, num_classes, image_size, kw):
     """Build the bare module for ``name``; returns (module, mean, std, n_prefix_tokens)."""
     return BACKBONES.build(backbone_kind(name), arch=name, num_classes=num_classes, image_size=image_size, **kw)
+
+
+def _default_layers(name, model):
+    # a CrossViT's taps follow its depth (a one-block variant has no blocks.2)
+    return list(model.layers) if backbone_kind(name) == "crossvit" else DEFAULT_LAYERS.get(name)
 
 
 def load_backbone(name: str, weights=None, *, image_size: int = 96, num_classes: int | None = None,
@@ -249,7 +277,7 @@ def load_backbone(name: str, weights=None, *, image_size: int = 96, num_classes:
     Parameters
     ----------
     name : str
-        ``smallcnn``, a torchvision model name (``resnet18``, ``resnet50``, ``alexnet``,
+        ``smallcnn``, ``crossvit_tiny`` / ``crossvit_18``, a torchvision model name (``resnet18``, ``resnet50``, ``alexnet``,
         ``vit_b_16``, ...) or ``timm:<name>``; :func:`list_backbones` lists them.
     weights : str or Path, optional
         Local state-dict file (``torch.load(weights_only=True)``; a ``{"state_dict": ...}`` wrapper
@@ -295,7 +323,7 @@ def load_backbone(name: str, weights=None, *, image_size: int = 96, num_classes:
         model.load_state_dict(state, strict=True)
         tag = f"{origin}:{weights}"
     bb = Backbone(model, name, image_size, mean, std, weights=tag, n_prefix_tokens=n_prefix,
-                  default_layers=layers or DEFAULT_LAYERS.get(name))
+                  default_layers=layers or _default_layers(name, model))
     for layer in bb.layers:
         bb.module(layer)  # unknown default layers fail here, listing the available ones
     log.info("backbone %s (%s weights), %d parameters", name, tag,

@@ -13,7 +13,7 @@ __all__ = ["read_state_dict", "check_state_dict", "save_weights"]
 
 #: The classification head's weight key per architecture (to size ``num_classes`` from a state dict).
 _HEAD_KEYS = ("fc.weight", "classifier.6.weight", "heads.head.weight", "head.weight",
-              "classifier.weight", "classifier.1.weight", "classifier.3.weight")
+              "classifier.weight", "classifier.1.weight", "classifier.3.weight", "head.small.weight")
 
 
 def _unwrap_state_dict(obj, path):
