@@ -71,7 +71,7 @@ ALL_SUBJECTS = sorted(set(FMRI_SUBJECTS) | set(EEG_SUBJECTS))
 
 wildcard_constraints:
     subject="[a-zA-Z0-9]+",
-    backbone="[a-zA-Z0-9]+",
+    backbone="[a-zA-Z0-9]+(_[a-zA-Z0-9]+)*",  # crossvit_joint: no "-" (BIDS entity separator)
     layer="[a-zA-Z0-9_.]+",
     model="[a-z0-9_]+",
     protocol="within|loso",

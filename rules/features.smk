@@ -1,4 +1,14 @@
 # Network features: train the default backbone on the stimuli, then extract and cache layers.
+# A trained backbone listed in scoring.backbones also puts its held-out clean / rotated / PGD
+# accuracy on the leaderboard (config/crossvit.yaml: the four CrossViT training regimes).
+
+
+def trained_backbone_scores():
+    return [f"{R}/features/{b}/robustness_scores.tsv" for b in config["scoring"].get("backbones", [])
+            if backbone_cfg(b).get("weights") == "train"]
+
+
+SCORE_FILES += trained_backbone_scores()
 
 
 rule train_backbone:
@@ -8,6 +18,7 @@ rule train_backbone:
     output:
         weights=f"{R}/features/{{backbone}}/weights.pt",
         history=f"{R}/features/{{backbone}}/training.tsv",
+        scores=f"{R}/features/{{backbone}}/robustness_scores.tsv",
     params:
         stimuli_dir=stimuli_dir(),
         backbone_config=lambda w: backbone_cfg(w.backbone),

@@ -297,7 +297,7 @@ def test_training_with_rotation_and_pgd_is_deterministic(rng):
     for _ in range(2):
         torch.manual_seed(0)
         bb = load_backbone("smallcnn", image_size=32, num_classes=2, **SMALL)
-        res = train_backbone(bb, x, y, epochs=1, batch_size=8, rotation=30, adversarial=True, pgd_steps=2,
+        res = train_backbone(bb, x, y, epochs=1, batch_size=8, regime="joint", rotation_mode="uniform", rotation=30, pgd_steps=2,
                              val_fraction=0, seed=1, device="cpu")
         runs.append(res.history[0]["loss"])
     assert np.isfinite(runs[0]) and runs[0] == runs[1]
@@ -357,7 +357,7 @@ def test_rule_scripts_train_then_extract_with_pca(tmp_path, rng):
     _run_stage("train_backbone", dataset="x", weights=str(w), history=str(hist), stimuli_dir=str(stim),
                backbone="smallcnn", backbone_config=bcfg, seed=0, device="cpu",
                training={"epochs": 2, "batch_size": 8, "lr": 0.002, "rotation": 10.0, "flip": True,
-                         "translate": 0.05, "adversarial": False, "pgd_eps": 0.01, "pgd_steps": 1})
+                         "translate": 0.05, "regime": "standard", "pgd_eps": 0.01, "pgd_steps": 1})
     assert w.is_file() and "final_val_acc" in hist.read_text()
     out = tmp_path / "features.h5"
     _run_stage("extract_features", dataset="x", split=str(split), weights=[str(w)], features_h5=str(out),
@@ -402,7 +402,7 @@ def test_backbone_registry_kinds_and_configs_agree():
     from conftest import ROOT
     from neuroattn.features.backbones import BACKBONES, backbone_kind
 
-    assert BACKBONES.names() == ["smallcnn", "torchvision", "timm"]
+    assert BACKBONES.names() == ["smallcnn", "crossvit", "torchvision", "timm"]
     archs = set()
     for f in glob.glob(f"{ROOT}/config/*.yaml"):
         cfg = yaml.safe_load(open(f)) or {}

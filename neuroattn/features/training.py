@@ -2,16 +2,27 @@
 
 No pretrained weights can be downloaded, so the configured network is trained on the stimulus
 images with their category labels (``stimuli/stimuli.tsv`` column ``category``), like an ImageNet
-backbone is trained on its labels; brain data are never used. Two options follow the recipe of
-the CrossViT Brain-Score paper (Berrios & Deza 2022: joint rotational invariance and adversarial
-training):
+backbone is trained on its labels; brain data are never used. ``regime`` selects the training
+procedure of the CrossViT Brain-Score paper (Berrios & Deza 2022, "Joint rotational invariance and
+adversarial training of a dual-stream Transformer yields state of the art Brain-Score for Area V4";
+code: github.com/williamberrios/BrainScore-Transformers), for any trainable backbone:
 
-- ``rotation``: each training image is rotated by an angle drawn uniformly in
-  [-rotation, rotation] degrees (bilinear, black corners, as torchvision's ``RandomRotation``);
-  ``translate`` and ``flip`` add random shifts and left-right mirroring in the same resampling;
-- ``adversarial``: Madry-style training on L-inf PGD examples in [0, 1] pixel space
-  (radius ``pgd_eps``, ``pgd_steps`` steps of size 2.5 * eps / steps, random start; the attack
-  runs with the network in eval mode so that it does not move the batch-norm statistics).
+- ``standard``: plain cross-entropy on the (shifted / mirrored) images;
+- ``rotation``: each training image is rotated at random. ``rotation_mode: quarter`` is the
+  paper's ``rot_inv`` augmentation (a 90 degree and a 180 degree rotation each applied with
+  probability 0.5: a uniform draw of 0, 90, 180 or 270 degrees); ``uniform`` draws the angle in
+  [-rotation, rotation] degrees. Bilinear, black corners (torchvision's ``RandomRotation``). The
+  paper's procedure has no invariance term in the loss: invariance comes from the augmentation
+  alone, and so here;
+- ``adversarial``: Madry-style training on L-inf PGD examples in [0, 1] pixel space (radius
+  ``pgd_eps``, ``pgd_steps`` signed-gradient steps of size ``pgd_step_size``, default
+  2.5 * eps / steps, random start; the attack runs with the network in eval mode so that it does
+  not move the batch-norm statistics). The paper uses "fast" adversarial training: one step
+  (FGSM with a random start), eps 2/255, step 2.5/255, i.e. ``pgd_steps: 1``, ``pgd_eps: 0.00784``;
+- ``joint``: both (rotate, then attack the rotated image), the paper's best V4 model.
+
+``translate`` and ``flip`` add random shifts and left-right mirroring in every regime.
+:func:`robustness` measures clean, rotated and PGD accuracy of a trained backbone.
 
 AdamW with a per-step cosine learning-rate schedule on :func:`neuroattn.loop.train_loop`; a
 stratified ``val_fraction`` of the images is held out to report validation accuracy. Deterministic
@@ -50,6 +61,9 @@ class TrainingResult:
         (``val_accuracy`` is NaN without a validation set)
     n_train, n_val : int
     seconds : float, wall time
+    robustness : dict, :func:`robustness` on the held-out images (``clean``, ``rotated``, ``pgd``;
+        empty without a validation set)
+    regime : str
     """
 
     classes: list
@@ -59,6 +73,40 @@ class TrainingResult:
     n_train: int = 0
     n_val: int = 0
     seconds: float = 0.0
+    robustness: dict = field(default_factory=dict)
+    regime: str = "standard"
+
+
+#: Training regimes (``backbone_training.regime``): which of rotation / PGD each one uses.
+REGIMES = {"standard": (False, False), "rotation": (True, False), "adversarial": (False, True),
+           "joint": (True, True)}
+ROTATION_MODES = ("quarter", "uniform")
+
+
+def check_regime(regime: str, rotation_mode: str = "quarter", rotation: float = 0.0) -> tuple[bool, bool]:
+    """(rotates, attacks) of ``regime``; ValueError naming the allowed values otherwise."""
+    if regime not in REGIMES:
+        raise ValueError(f"backbone_training.regime must be one of {', '.join(REGIMES)}, got {regime!r}")
+    if rotation_mode not in ROTATION_MODES:
+        raise ValueError(f"backbone_training.rotation_mode must be one of {', '.join(ROTATION_MODES)}, "
+                         f"got {rotation_mode!r}")
+    rot, adv = REGIMES[regime]
+    if rot and rotation_mode == "uniform" and not rotation > 0:
+        raise ValueError(f"backbone_training.regime {regime!r} with rotation_mode 'uniform' needs "
+                         f"rotation > 0 (max degrees), got {rotation!r}")
+    return rot, adv
+
+
+def draw_rotations(n: int, mode: str = "quarter", rotation: float = 0.0, generator=None,
+                   exclude_identity: bool = False) -> torch.Tensor:
+    """Random angles (degrees, (n,)): multiples of 90 (``quarter``; 90/180/270 with
+    ``exclude_identity``) or uniform in [-rotation, rotation] (``uniform``)."""
+    if mode == "quarter":
+        lo = 1 if exclude_identity else 0
+        return 90.0 * torch.randint(lo, 4, (n,), generator=generator).float()
+    if mode == "uniform":
+        return (torch.rand(n, generator=generator) * 2 - 1) * float(rotation)
+    raise ValueError(f"rotation mode must be one of {', '.join(ROTATION_MODES)}, got {mode!r}")
 
 
 def affine_augment(x: torch.Tensor, degrees=None, shifts=None, flips=None) -> torch.Tensor:
@@ -135,6 +183,51 @@ def accuracy(backbone: Backbone, images, labels, batch_size: int = 256) -> float
     return correct / len(y)
 
 
+def robustness(backbone: Backbone, images, labels, *, rotation_mode: str = "quarter", rotation: float = 0.0,
+               pgd_eps: float = 0.01, pgd_steps: int = 10, pgd_step_size: float | None = None, seed: int = 0,
+               batch_size: int = 64) -> dict:
+    """Top-1 accuracy of ``backbone`` on clean, rotated and PGD-perturbed uint8 images.
+
+    Parameters
+    ----------
+    backbone : Backbone
+    images : uint8 array (n, H, W, 3)
+    labels : int array (n,)
+        Class index of each image.
+    rotation_mode, rotation : see :func:`draw_rotations`; ``quarter`` rotates every image by 90, 180
+        or 270 degrees (never the identity).
+    pgd_eps, pgd_steps, pgd_step_size : the L-inf attack (:func:`pgd_attack`).
+    seed : int
+        Seeds the angles and the attack's random start.
+
+    Returns
+    -------
+    dict
+        ``clean``, ``rotated``, ``pgd`` accuracies and ``n`` (images); NaN accuracies for no images.
+    """
+    y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    n = len(y_all)
+    if n == 0:
+        return {"clean": float("nan"), "rotated": float("nan"), "pgd": float("nan"), "n": 0}
+    gen = torch.Generator().manual_seed(int(seed))
+    model = backbone.model
+    was_training = model.training
+    model.eval()
+    correct = {"clean": 0, "rotated": 0, "pgd": 0}
+    try:
+        for i in range(0, n, batch_size):
+            x = backbone.to_unit(images[i:i + batch_size])
+            y = y_all[i:i + batch_size].to(x.device)
+            xr = rotate(x, draw_rotations(len(y), rotation_mode, rotation, gen, exclude_identity=True))
+            xa = pgd_attack(backbone, x, y, pgd_eps, pgd_steps, generator=gen, step_size=pgd_step_size)
+            with torch.no_grad():
+                for key, xx in (("clean", x), ("rotated", xr), ("pgd", xa)):
+                    correct[key] += int((model(backbone.normalize(xx)).argmax(1) == y).sum())
+    finally:
+        model.train(was_training)
+    return {**{k: v / n for k, v in correct.items()}, "n": n}
+
+
 def _split(labels: np.ndarray, val_fraction: float, seed: int):
     n = len(labels)
     n_val = int(round(val_fraction * n))
@@ -149,9 +242,11 @@ def _split(labels: np.ndarray, val_fraction: float, seed: int):
 
 
 def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch_size: int = 64,
-                   lr: float = 2e-3, weight_decay: float = 5e-4, rotation: float = 0.0,
-                   translate: float = 0.0, flip: bool = False, adversarial: bool = False, pgd_eps: float = 0.01, pgd_steps: int = 3,
-                   val_fraction: float = 0.1, seed: int = 0, device="auto") -> TrainingResult:
+                   lr: float = 2e-3, weight_decay: float = 5e-4, regime: str = "standard",
+                   rotation_mode: str = "quarter", rotation: float = 0.0, translate: float = 0.0,
+                   flip: bool = False, pgd_eps: float = 0.01, pgd_steps: int = 3,
+                   pgd_step_size: float | None = None, eval_pgd_steps: int = 10, val_fraction: float = 0.1,
+                   seed: int = 0, device="auto") -> TrainingResult:
     """Train ``backbone`` (in place) to classify ``images`` into ``labels``.
 
     Parameters
@@ -163,16 +258,23 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
     labels : sequence of str or int, (n,)
         Classes are the sorted unique labels.
     epochs, batch_size, lr, weight_decay : training schedule (AdamW, cosine per step).
+    regime : {"standard", "rotation", "adversarial", "joint"}
+        Training procedure (module docstring): random rotations, PGD examples, or both.
+    rotation_mode : {"quarter", "uniform"}
+        Rotations of the ``rotation`` / ``joint`` regimes (and of the rotated-accuracy test):
+        multiples of 90 degrees (the paper) or uniform in [-rotation, rotation].
     rotation : float
-        Maximum rotation (degrees) of the augmentation; 0 = none.
+        Maximum rotation (degrees) of ``uniform`` mode.
     translate : float
         Maximum shift (fraction of the image side, in x and y) of the augmentation; 0 = none.
     flip : bool
         Mirror half of the training images left-right (for label sets invariant to it).
-    adversarial : bool
-        Train on PGD examples (``pgd_eps``, ``pgd_steps``).
+    pgd_eps, pgd_steps, pgd_step_size : float, int, float or None
+        The L-inf PGD attack of the ``adversarial`` / ``joint`` regimes (:func:`pgd_attack`).
+    eval_pgd_steps : int
+        Steps of the attack that measures held-out PGD accuracy (:func:`robustness`; same eps).
     val_fraction : float
-        Stratified share of the images held out for validation accuracy.
+        Stratified share of the images held out for validation accuracy and :func:`robustness`.
     seed : int
     device : str
 
@@ -181,6 +283,7 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
     TrainingResult
     """
     t0 = time.perf_counter()
+    rotates, attacks = check_regime(regime, rotation_mode, rotation)
     src = ImageSource(images)
     imgs = src[:] if src._arr is not None else np.stack(src[:])
     labels = np.asarray(labels).astype(str)
@@ -204,7 +307,7 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
     steps_per_epoch = math.ceil(len(tr) / batch_size)
     total = epochs * steps_per_epoch
     opt = make_optimizer("adamw", model.parameters(), lr, weight_decay)
-    result = TrainingResult(classes=list(classes), n_train=len(tr), n_val=len(va))
+    result = TrainingResult(classes=list(classes), n_train=len(tr), n_val=len(va), regime=regime)
     sums = {"loss": 0.0, "correct": 0, "seen": 0, "t0": time.perf_counter()}
 
     def batches(epoch):
@@ -213,15 +316,15 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
             idx = perm[i:i + batch_size]
             x = backbone.to_unit(x_tr[idx])
             y = y_tr[idx].to(dev)
-            if rotation > 0 or translate > 0 or flip:
+            if rotates or translate > 0 or flip:
                 b = len(idx)
                 x = affine_augment(
                     x,
-                    degrees=(torch.rand(b, generator=gen) * 2 - 1) * rotation if rotation > 0 else None,
+                    degrees=draw_rotations(b, rotation_mode, rotation, gen) if rotates else None,
                     shifts=(torch.rand(b, 2, generator=gen) * 2 - 1) * translate if translate > 0 else None,
                     flips=torch.rand(b, generator=gen) < 0.5 if flip else None)
-            if adversarial:
-                x = pgd_attack(backbone, x, y, pgd_eps, pgd_steps, generator=gen)
+            if attacks:
+                x = pgd_attack(backbone, x, y, pgd_eps, pgd_steps, generator=gen, step_size=pgd_step_size)
             yield x, y
 
     def batch_loss(batch):
@@ -252,6 +355,12 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
     model.eval()
     result.train_accuracy = accuracy(backbone, x_tr, y_tr.numpy())
     result.val_accuracy = result.history[-1]["val_acc"] if result.history else accuracy(backbone, imgs[va], y_all[va])
+    if len(va):
+        result.robustness = robustness(backbone, imgs[va], y_all[va], rotation_mode=rotation_mode,
+                                       rotation=rotation, pgd_eps=pgd_eps, pgd_steps=eval_pgd_steps,
+                                       pgd_step_size=None, seed=seed + 1)
+        log.info("held-out accuracy (%s): clean %.3f, rotated %.3f, PGD %.3f", regime,
+                 result.robustness["clean"], result.robustness["rotated"], result.robustness["pgd"])
     result.seconds = time.perf_counter() - t0
     log.info("trained %s on %d images (%d classes): train acc %.3f, val acc %.3f, %.1f s", backbone.name,
              len(tr), len(classes), result.train_accuracy, result.val_accuracy, result.seconds)

@@ -57,11 +57,27 @@ def _backbone_kwargs(backbone: dict) -> dict:
     return {"image_size": backbone["image_size"]} if "image_size" in backbone else {}
 
 
+def backbone_training(training: dict, backbone_config: dict) -> dict:
+    """The backbone's training settings: ``backbone_training`` overlaid with the backbone entry's
+    own ``training`` (e.g. ``{regime: joint}``), over config.yaml's defaults; unknown keys refused."""
+    return with_defaults({**(training or {}), **(backbone_config.get("training") or {})}, "backbone_training")
+
+
+def robustness_rows(backbone: str, robustness: dict) -> list[dict]:
+    """Leaderboard rows (subject ``group``, metric ``accuracy``, target ``clean`` / ``rotated`` /
+    ``pgd``) of a trained backbone's held-out :func:`neuroattn.features.training.robustness`."""
+    from ..leaderboard import score_row
+
+    return [score_row("group", "fmri", backbone, key, "accuracy", robustness[key], n=robustness.get("n"))
+            for key in ("clean", "rotated", "pgd") if key in robustness]
+
+
 @register("train_backbone")
 def train_backbone(weights: str, history: str, stimuli_dir: str, backbone: str, backbone_config: dict,
-                   training: dict, seed: int, device: str = "auto", dataset=None, stimuli=None) -> None:
+                   training: dict, seed: int, device: str = "auto", dataset=None, stimuli=None,
+                   scores: str | None = None) -> None:
     """Train ``backbone`` to classify the stimuli into their ``category`` (``stimuli.tsv``);
-    write its state dict and the per-epoch training history.
+    write its state dict, the per-epoch training history and its held-out robustness.
 
     Parameters
     ----------
@@ -75,14 +91,18 @@ def train_backbone(weights: str, history: str, stimuli_dir: str, backbone: str, 
     backbone : str
         The backbone's name (the ``{backbone}`` wildcard).
     backbone_config : dict
-        ``features.backbones.<name>`` (``arch``, ``layers``, ``image_size``).
+        ``features.backbones.<name>`` (``arch``, ``layers``, ``image_size``, ``training``: this
+        backbone's overrides of ``training``).
     training : dict
-        ``backbone_training`` (epochs, batch_size, lr, augmentation, PGD); keys it lacks come
-        from ``config/config.yaml``, unknown keys are refused.
+        ``backbone_training`` (epochs, batch_size, lr, regime, augmentation, PGD); keys it lacks
+        come from ``config/config.yaml``, unknown keys are refused.
     seed : int
     device : str
     dataset, stimuli : optional
         Rule inputs for the dependency only (not read).
+    scores : str, optional
+        Output leaderboard rows: clean / rotated / PGD accuracy on the held-out images
+        (:func:`robustness_rows`).
 
     Raises
     ------
@@ -100,11 +120,18 @@ def train_backbone(weights: str, history: str, stimuli_dir: str, backbone: str, 
     seed_everything(seed)
     bb = load_backbone(cfg["arch"], num_classes=table["category"].nunique(), layers=cfg["layers"],
                        **_backbone_kwargs(cfg))
-    training = with_defaults(training, "backbone_training")  # config.yaml fills what is missing; typos refused
+    training = backbone_training(training, cfg)  # config.yaml fills what is missing; typos refused
     result = fit(bb, list(table["path"]), table["category"].astype(str), seed=seed, device=device, **training)
     save_weights(bb, weights)
     rows = pd.DataFrame(result.history)
     rows["final_train_acc"], rows["final_val_acc"] = result.train_accuracy, result.val_accuracy
+    rows["regime"] = result.regime
+    for key in ("clean", "rotated", "pgd"):
+        rows[f"heldout_{key}_acc"] = result.robustness.get(key, float("nan"))
+    if scores is not None:
+        from ..leaderboard import write_scores
+
+        write_scores(scores, robustness_rows(backbone, result.robustness))
     with atomic_path(history) as tmp:
         rows.to_csv(tmp, sep="\t", index=False)
     log.info("final train accuracy %.3f, val accuracy %.3f (%d classes, %.0f s)", result.train_accuracy,
