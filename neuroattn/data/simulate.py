@@ -27,6 +27,14 @@ right hemifield and vice versa; polar angle follows the voxel's inferior-superio
 (superior = lower field), eccentricity its posterior-anterior rank (posterior = foveal). RF size
 (sigma, fraction of the image) grows V1 < V2 < V3.
 
+Optional V4-like region (``simulate.fmri.v4_region: true``; off by default, and then nothing else
+changes): ``shape_V4``, lateral to V3, tuned to object shape whatever the object's orientation,
+position, colour or size: ``drive = sum_o visible_o * exp(-|s(c_o) - s_v|^2 / (2 w_v^2))`` with
+``s`` a rotation-invariant shape descriptor of the category (roundness, corners, concavity, hole:
+:data:`~neuroattn.data.simulate_brain.SHAPE_SPACE`) and ``s_v`` a voxel's preferred shape (a random
+category's, jittered): graded, mixed shape selectivity, no pixel-level detail. Its truth has
+``voxel_shape_pref`` (V, 4) and ``voxel_shape_width`` (V,) (NaN outside the region).
+
 Category voxels respond to every object of their category, wherever it is:
 ``drive = sum_o visible_o * (1 + w_col cos(2 pi (hue_o - hue_v)) + w_size z(size_o))`` plus a weak
 response (0.1) to any other object, with voxel-specific preferred hue ``hue_v`` and weights.
@@ -138,8 +146,8 @@ def simulate_subject(root: Path, subject: str, p: FmriSimParams, stim: Stimuli, 
                      shared: np.ndarray, train: np.ndarray, mask: nib.Nifti1Image, rng) -> dict:
     """Write one subject's BOLD, events, confounds, ROIs and truth under ``root``; return a summary."""
     t = p.task
-    labels, names, hemi = place_rois(mask, rng, stim.categories)
-    tun = voxel_tuning(labels, names, hemi, mask.affine, rng)
+    labels, names, hemi = place_rois(mask, rng, stim.categories, v4_region=p.v4_region)
+    tun = voxel_tuning(labels, names, hemi, mask.affine, rng, categories=stim.categories)
     V = len(tun.roi)
     drive = image_drive(stim, energy, tun)
     img_row = {name: i for i, name in enumerate(stim.table.stim_file)}
@@ -209,6 +217,9 @@ def simulate_subject(root: Path, subject: str, p: FmriSimParams, stim: Stimuli, 
         put("rf_sigma", tun.rf_sigma, "f4")
         put("voxel_category", tun.category.astype(object), _STR)
         put("voxel_hue", tun.hue, "f4")
+        if tun.shape_pref is not None:  # the V4-like region (simulate.fmri.v4_region) only
+            put("voxel_shape_pref", tun.shape_pref, "f4")
+            put("voxel_shape_width", tun.shape_width, "f4")
         put("images", seen.astype(object), _STR)
         put("image_response", image_response, "f4")
         g = f.create_group("roi_routing")
@@ -229,6 +240,13 @@ def simulate_subject(root: Path, subject: str, p: FmriSimParams, stim: Stimuli, 
 
 
 # --------------------------------------------------------------------------------------------
+def _readme_params(p: FmriSimParams) -> dict:
+    d = dict(p.__dict__)
+    if not d.get("v4_region"):  # off: the README of the datasets written before the region existed
+        d.pop("v4_region", None)
+    return d
+
+
 def _write_top(root: Path, p: FmriSimParams, subjects: list[str], stim: Stimuli) -> None:
     gen = [{"Name": "neuroattn", "Description": "neuroattn.data.simulate.simulate_fmri_dataset"}]
     _json(root / "dataset_description.json", {
@@ -243,7 +261,7 @@ def _write_top(root: Path, p: FmriSimParams, subjects: list[str], stim: Stimuli)
         f"{p.n_repeats_train} time(s) (trial_type 'train'). Slow event-related design, TR {p.tr} s, {p.n_runs} runs.\n"
         "ROIs are in derivatives/rois, motion confounds in derivatives/fmriprep, and the ground truth "
         "(voxel tuning, single-trial responses, routing maps) in derivatives/truth.\n"
-        f"Parameters: {json.dumps(p.__dict__, sort_keys=True)}\n")
+        f"Parameters: {json.dumps(_readme_params(p), sort_keys=True)}\n")
     _tsv(root / "participants.tsv", pd.DataFrame({"participant_id": [f"sub-{s}" for s in subjects]}))
     _json(root / "participants.json", {"participant_id": {"Description": "Unique participant identifier"}})
     _json(root / f"task-{p.task}_bold.json", {"RepetitionTime": p.tr, "TaskName": p.task})
@@ -292,6 +310,8 @@ def simulate_fmri_dataset(root, *, overwrite=False, progress=False, **params) ->
         Runs per subject.
     snr : float
         Scales the BOLD noise: its sd is ``NOISE_SD / snr`` % signal change.
+    v4_region : bool
+        Add the V4-like ``shape_V4`` region (module docstring); False leaves the data as before.
     task : str
         BIDS task label.
     seed : int

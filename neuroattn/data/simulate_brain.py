@@ -14,6 +14,15 @@ from .stimuli import Stimuli, block_mean
 #: seed points (right hemisphere, MNI mm; mirrored on the left) and RF sigma of retinotopic ROIs
 RET_SEEDS = {"V1": ((8, -98, 2), 0.06), "V2": ((16, -92, -12), 0.09), "V3": ((28, -90, 10), 0.13)}
 CAT_SEEDS = ((40, -54, -20), (28, -42, -10), (46, -76, -4), (50, -62, 10), (34, -66, -16), (22, -80, -16))
+#: the optional mid-level, V4-like region (``simulate.fmri.v4_region``): its name and seed point,
+#: lateral to V3 on the ventral occipital surface
+V4_ROI = "shape_V4"
+V4_SEED = (36, -86, -2)
+#: rotation-invariant shape descriptors of the stimulus categories (roundness, corners / 12,
+#: concavity, hole): what V4-like voxels are tuned to, never orientation, colour or pixels
+SHAPE_SPACE = {"disk": (1.0, 0.0, 0.0, 0.0), "ring": (1.0, 0.0, 0.0, 1.0), "square": (0.3, 4 / 12, 0.0, 0.0),
+               "triangle": (0.0, 3 / 12, 0.0, 0.0), "star": (0.0, 10 / 12, 1.0, 0.0),
+               "cross": (0.0, 12 / 12, 0.6, 0.0)}
 #: volume of one ROI per hemisphere (mm^3) -> ~50 voxels per ROI and hemisphere at 6 mm
 ROI_VOLUME = 10_000.0
 #: contrast-energy grid on which receptive fields integrate
@@ -42,8 +51,18 @@ def _ijk_to_mm(affine, ijk):
     return nib.affines.apply_affine(affine, ijk)
 
 
-def place_rois(mask: nib.Nifti1Image, rng: np.random.Generator, categories) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Subject-specific ROIs in ``mask``.
+def shape_descriptors(categories) -> np.ndarray:
+    """(n_categories, d) rotation-invariant shape descriptors (:data:`SHAPE_SPACE`); categories
+    outside it get one-hot descriptors (every category equally far from the others)."""
+    categories = list(categories)
+    if all(c in SHAPE_SPACE for c in categories):
+        return np.array([SHAPE_SPACE[c] for c in categories], float)
+    return np.eye(len(categories))
+
+
+def place_rois(mask: nib.Nifti1Image, rng: np.random.Generator, categories,
+               v4_region: bool = False) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Subject-specific ROIs in ``mask`` (plus :data:`V4_ROI` last when ``v4_region``).
 
     Returns
     -------
@@ -60,6 +79,9 @@ def place_rois(mask: nib.Nifti1Image, rng: np.random.Generator, categories) -> t
                                                                      for i in range(len(categories))]
     for i in range(len(CAT_SEEDS), len(categories)):  # more categories than seeds: shift the extras
         seeds_r[len(RET_SEEDS) + i] += np.array([6.0, 8.0, 6.0]) * (i // len(CAT_SEEDS))
+    if v4_region:  # appended last: without it every draw below is as before
+        names.append(V4_ROI)
+        seeds_r.append(np.array(V4_SEED, float))
     labels = np.zeros(data.shape, np.int16)
     hemi = np.zeros(data.shape, np.int8)
     for side in (-1, 1):
@@ -92,6 +114,8 @@ class VoxelTuning:
     w_size: np.ndarray
     reliability: np.ndarray
     scale: np.ndarray
+    shape_pref: np.ndarray | None = None   # (V, d) preferred point in shape space (V4_ROI voxels; NaN elsewhere)
+    shape_width: np.ndarray | None = None  # (V,) tuning width in shape space
 
 
 def _rank(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -100,8 +124,9 @@ def _rank(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (r + 0.5) / len(v)
 
 
-def voxel_tuning(labels, names, hemi, affine, rng) -> VoxelTuning:
-    """Draw every ROI voxel's tuning (RF for ``ret_*``, object features for ``cat_*``) and reliability."""
+def voxel_tuning(labels, names, hemi, affine, rng, categories=None) -> VoxelTuning:
+    """Draw every ROI voxel's tuning (RF for ``ret_*``, object features for ``cat_*``, a preferred
+    shape for :data:`V4_ROI`, which needs ``categories``) and reliability."""
     ijk = np.argwhere(labels > 0)
     lab = labels[tuple(ijk.T)]
     order = np.lexsort((ijk[:, 2], ijk[:, 1], ijk[:, 0], lab))
@@ -117,6 +142,12 @@ def voxel_tuning(labels, names, hemi, affine, rng) -> VoxelTuning:
     w_col = np.zeros(V)
     w_size = np.zeros(V)
     ret_sigma = {f"ret_{k}": s for k, (_, s) in RET_SEEDS.items()}
+    shape_pref = shape_width = None
+    if V4_ROI in names:
+        if categories is None:
+            raise ValueError(f"voxel_tuning: the {V4_ROI} region needs the stimulus categories")
+        space = shape_descriptors(categories)
+        shape_pref, shape_width = np.full((V, space.shape[1]), np.nan), np.full(V, np.nan)
     for name in names:
         for sd in (-1, 1):
             sel = np.flatnonzero((roi == name) & (side == sd))
@@ -130,6 +161,10 @@ def voxel_tuning(labels, names, hemi, affine, rng) -> VoxelTuning:
                 c = np.stack([x, y], 1) + rng.normal(0, 0.03, (len(sel), 2))
                 rf_center[sel] = np.clip(c, 0.03, 0.97)
                 rf_sigma[sel] = ret_sigma[name] * rng.uniform(0.8, 1.25, len(sel))
+            elif name == V4_ROI:  # graded tuning around a random category's shape, any orientation
+                pref = space[rng.integers(0, len(space), len(sel))]
+                shape_pref[sel] = pref + rng.normal(0, 0.1, pref.shape)
+                shape_width[sel] = rng.uniform(0.3, 0.6, len(sel))
             else:
                 category[sel] = name[len("cat_"):]
                 hue[sel] = rng.random(len(sel))
@@ -139,7 +174,8 @@ def voxel_tuning(labels, names, hemi, affine, rng) -> VoxelTuning:
     scale = rng.uniform(1.5, 2.5, V)
     return VoxelTuning(ijk=ijk.astype(np.int32), roi=roi.astype(str), hemi=np.where(side < 0, "lh", "rh"),
                        rf_center=rf_center, rf_sigma=rf_sigma, category=category.astype(str), hue=hue,
-                       w_col=w_col, w_size=w_size, reliability=reliability, scale=scale)
+                       w_col=w_col, w_size=w_size, reliability=reliability, scale=scale,
+                       shape_pref=shape_pref, shape_width=shape_width)
 
 
 def gaussian_rfs(center: np.ndarray, sigma: np.ndarray, size: int) -> np.ndarray:
@@ -171,9 +207,28 @@ def image_drive(stim: Stimuli, energy: np.ndarray, tun: VoxelTuning) -> np.ndarr
         acc = np.zeros((n_img, len(cat)))
         np.add.at(acc, img_index, contrib)
         drive[:, cat] = acc
+    if tun.shape_pref is not None and (tun.roi == V4_ROI).any():
+        drive[:, tun.roi == V4_ROI] = shape_drive(stim, tun.shape_pref[tun.roi == V4_ROI],
+                                                  tun.shape_width[tun.roi == V4_ROI])
     sd = drive.std(0)
     sd[sd == 0] = 1
     return (drive - drive.mean(0)) / sd
+
+
+def shape_drive(stim: Stimuli, pref: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Drive of V4-like voxels (preferred shape ``pref`` (v, d), tuning width ``width`` (v,)) by every
+    image, before z-scoring: ``sum_o visible_o * exp(-|s(c_o) - pref|^2 / (2 width^2))`` over the
+    image's objects, ``s`` the rotation-invariant descriptor of the object's category
+    (:func:`shape_descriptors`). Orientation, position, colour, size and pixels do not enter."""
+    obj = stim.objects
+    space = shape_descriptors(stim.categories)
+    cat_index = pd.Index(list(stim.categories)).get_indexer(obj.category)
+    d2 = ((space[cat_index][:, None, :] - pref[None]) ** 2).sum(-1)            # (n_obj, v)
+    contrib = obj.visible.to_numpy()[:, None] * np.exp(-0.5 * d2 / width[None] ** 2)
+    img_index = pd.Index(stim.table.stim_file).get_indexer(obj.stim_file)
+    acc = np.zeros((len(stim.table), len(pref)))
+    np.add.at(acc, img_index, contrib)
+    return acc
 
 
 def image_routing(stim: Stimuli, images: np.ndarray, categories, grid: int = ENERGY_GRID) -> dict[str, np.ndarray]:
@@ -206,6 +261,9 @@ def roi_routing(stim: Stimuli, images: np.ndarray, tun: VoxelTuning) -> dict[str
         vox = np.flatnonzero(tun.roi == name)
         if name.startswith("ret_"):
             m = gaussian_rfs(tun.rf_center[vox], tun.rf_sigma[vox], size).mean(0)
+        elif name == V4_ROI:  # every object, whatever its category
+            rows = np.flatnonzero(keep)
+            m = stim.masks[rows].sum(0).astype(np.float64) if len(rows) else np.ones((size, size))
         else:
             c = name[len("cat_"):]
             rows = np.flatnonzero(keep & (obj.category.to_numpy() == c))

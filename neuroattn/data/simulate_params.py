@@ -65,6 +65,7 @@ class FmriSimParams:
     tr: float = _D["tr"]
     n_runs: int = _D["n_runs"]
     snr: float = _D["snr"]
+    v4_region: bool = _D["v4_region"]
     task: str = _D["task"]
     seed: int = _D["seed"]
 
@@ -80,6 +81,8 @@ class FmriSimParams:
         _num("tr", self.tr, 0.0, 10.0)
         _int("n_runs", self.n_runs, 1)
         _num("snr", self.snr)
+        if not isinstance(self.v4_region, (bool, np.bool_)):
+            raise TypeError(f"v4_region (simulate.fmri.v4_region) must be true or false, got {self.v4_region!r}")
         _int("seed", self.seed, 0)
         if not isinstance(self.task, str) or not _LABEL.match(self.task):
             raise ValueError(f"task must be a BIDS label (letters and digits only), got {self.task!r}")
@@ -102,11 +105,11 @@ def params_from_config(sim: Mapping, *, task: str, seed: int) -> FmriSimParams:
     sim = dict(sim)
     fmri = dict(sim.pop("fmri", {}) or {})
     sim.pop("eeg", None)
-    known = {f for f in FmriSimParams.__dataclass_fields__} - {"task", "seed", "n_subjects", "voxel_size", "tr", "n_runs", "snr"}
+    known = {f for f in FmriSimParams.__dataclass_fields__} - {"task", "seed", "n_subjects", "voxel_size", "tr", "n_runs", "snr", "v4_region"}
     bad = sorted(set(sim) - known)
     if bad:
         raise KeyError(f"simulate: unknown key(s) {bad}; known: {sorted(known)}")
-    fknown = {"n_subjects", "voxel_size", "tr", "n_runs", "snr"}
+    fknown = {"n_subjects", "voxel_size", "tr", "n_runs", "snr", "v4_region"}
     bad = sorted(set(fmri) - fknown)
     if bad:
         raise KeyError(f"simulate.fmri: unknown key(s) {bad}; known: {sorted(fknown)}")
