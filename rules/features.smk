@@ -67,3 +67,28 @@ rule extract_features:
         "../environment.yml"
     script:
         "scripts/extract_features.py"
+
+
+def comparison_backbones():
+    return list(dict.fromkeys([config["encode"]["backbone"], *config["scoring"].get("backbones", [])]))
+
+
+# Not part of `all`: config/crossvit.yaml's regime comparison (snakemake ... backbone_comparison).
+rule backbone_comparison:
+    input:
+        scores=lambda w: [f"{R}/sub-{s}/scores/sub-{s}_backbone-{b}_desc-commitment_scores.tsv"
+                          for b in comparison_backbones() for s in FMRI_SUBJECTS],
+        layers=lambda w: [f"{R}/sub-{s}/scores/sub-{s}_backbone-{b}_desc-commitment_layers.tsv"
+                          for b in comparison_backbones() for s in FMRI_SUBJECTS],
+        robustness=lambda w: [f"{R}/features/{b}/robustness_scores.tsv" for b in comparison_backbones()
+                              if backbone_cfg(b).get("weights") == "train"],
+    output:
+        table=f"{R}/scores/backbone_comparison.tsv",
+    params:
+        backbones=comparison_backbones(),
+    log:
+        f"{R}/logs/backbone_comparison.log",
+    conda:
+        "../environment.yml"
+    script:
+        "scripts/backbone_comparison.py"

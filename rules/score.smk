@@ -81,7 +81,8 @@ COMMITMENT_LAYER_FILES = []
 COMMIT_BACKBONES = list(dict.fromkeys([ENCODE["backbone"], *config["scoring"].get("backbones", [])]))
 if config["scoring"]["commit_layers"]:
     SCORE_FILES += expand(rules.layer_commitment.output.scores, subject=FMRI_SUBJECTS, backbone=COMMIT_BACKBONES)
-    COMMITMENT_LAYER_FILES = expand(rules.layer_commitment.output.layers, subject=FMRI_SUBJECTS, backbone=COMMIT_BACKBONES)
+    # the group report's commitment section reads encode.backbone's tables only (depths of one network)
+    COMMITMENT_LAYER_FILES = expand(rules.layer_commitment.output.layers, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]])
 
 
 localrules:

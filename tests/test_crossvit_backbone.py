@@ -147,3 +147,98 @@ def test_robustness_of_a_rotation_sensitive_model_drops_under_rotation(rng):
     y = np.array([0, 1] * 4)
     r = robustness(bb, x, y, rotation_mode="quarter", pgd_eps=0.0, seed=0)
     assert r["clean"] == 1.0 and r["rotated"] == 0.5 and r["pgd"] == 1.0 and r["n"] == 8
+
+
+# ---------------------------------------------------------------------------------------------
+# config/crossvit.yaml and the stages: per-backbone regimes, robustness rows, the comparison table
+# ---------------------------------------------------------------------------------------------
+def test_crossvit_preset_validates_with_four_regimes():
+    from pathlib import Path
+
+    import yaml
+
+    from neuroattn.config import merge_config, validate_config
+    from neuroattn.stages.features import backbone_training
+
+    root = Path(__file__).resolve().parent.parent / "config"
+    cfg = validate_config(merge_config(yaml.safe_load((root / "config.yaml").read_text()),
+                                       yaml.safe_load((root / "crossvit.yaml").read_text())))
+    assert cfg["simulate"]["fmri"]["v4_region"] is True
+    assert yaml.safe_load((root / "config.yaml").read_text())["simulate"]["fmri"]["v4_region"] is False
+    bbs = cfg["features"]["backbones"]
+    names = ["crossvit_standard", "crossvit_rotation", "crossvit_adversarial", "crossvit_joint"]
+    assert cfg["scoring"]["backbones"] == names and "smallcnn" in bbs
+    regimes = [backbone_training(cfg["backbone_training"], bbs[n])["regime"] for n in names]
+    assert regimes == ["standard", "rotation", "adversarial", "joint"]
+    assert {bbs[n]["arch"] for n in names} == {"crossvit_tiny"}
+    assert backbone_training(cfg["backbone_training"], bbs["smallcnn"])["regime"] == "standard"
+    with pytest.raises(Exception, match="regim"):
+        backbone_training({}, {"training": {"regim": "joint"}})  # typos refused, the section named
+
+
+def _stim_folder(tmp_path, x, y):
+    from PIL import Image
+
+    stim = tmp_path / "bids" / "stimuli"
+    stim.mkdir(parents=True)
+    names = [f"img{i:04d}.png" for i in range(len(x))]
+    for n, im in zip(names, x):
+        Image.fromarray(im).save(stim / n)
+    (stim / "stimuli.tsv").write_text("stim_file\tcategory\n" + "".join(f"{n}\t{c}\n" for n, c in zip(names, y)))
+    return stim
+
+
+def test_train_backbone_stage_uses_the_backbone_regime_and_writes_robustness_rows(tmp_path, rng):
+    import pandas as pd
+
+    from neuroattn.leaderboard import read_scores
+    from neuroattn.stages import run_stage
+
+    x, y = _squares(rng, n=20)
+    stim = _stim_folder(tmp_path, x, y)
+    bcfg = {"arch": "smallcnn", "weights": "train", "layers": ["layer2"], "image_size": 32,
+            "training": {"regime": "joint", "pgd_steps": 1, "eval_pgd_steps": 2}}
+    out = {k: str(tmp_path / f"{k}.tsv") for k in ("history", "scores")}
+    run_stage("train_backbone", dict(dataset="x", weights=str(tmp_path / "w.pt"), stimuli_dir=str(stim),
+                                     backbone="cnn_joint", backbone_config=bcfg, seed=0, device="cpu",
+                                     training={"epochs": 1, "batch_size": 8}, **out), threads=1)
+    hist = pd.read_csv(out["history"], sep="\t")
+    assert (hist.regime == "joint").all() and {"heldout_clean_acc", "heldout_pgd_acc"} <= set(hist.columns)
+    rows = read_scores(out["scores"])
+    assert list(rows.target) == ["clean", "pgd", "rotated"] and set(rows.model) == {"cnn_joint"}
+    assert (rows.metric == "accuracy").all() and (rows.subject == "group").all() and (rows.n == 2).all()
+    assert rows.value.iloc[0] == pytest.approx(hist.final_val_acc.iloc[0])
+
+
+def test_backbone_comparison_table(tmp_path):
+    import pandas as pd
+
+    from neuroattn.leaderboard import score_row, write_scores
+    from neuroattn.stages import run_stage
+
+    scores, layers, rob = [], [], []
+    ev = {("a", "01"): (0.2, 0.5), ("a", "02"): (0.4, 0.7), ("b", "01"): (0.1, 0.3), ("b", "02"): (0.3, 0.1)}
+    for (b, s), (v_cat, v_v4) in ev.items():
+        p = tmp_path / f"sub-{s}_backbone-{b}_desc-commitment_scores.tsv"
+        write_scores(p, [score_row(s, "fmri", f"{b}_committed", "cat_disk", "ceiled_ev", v_cat),
+                         score_row(s, "fmri", f"{b}_committed", "shape_V4", "ceiled_ev", v_v4),
+                         score_row(s, "fmri", f"{b}_layer1", "shape_V4", "ceiled_ev", 9.0)])  # not committed
+        scores.append(str(p))
+        lp = tmp_path / f"sub-{s}_backbone-{b}_desc-commitment_layers.tsv"
+        pd.DataFrame({"roi": ["cat_disk", "cat_disk", "shape_V4", "shape_V4"], "layer": ["l1", "l2", "l1", "l2"],
+                      "depth": [0, 1, 0, 1], "committed": [False, True, s == "01", s != "01"]}).to_csv(lp, sep="\t", index=False)
+        layers.append(str(lp))
+    rp = tmp_path / "rob_a.tsv"
+    write_scores(rp, [score_row("group", "fmri", "a", t, "accuracy", v) for t, v in
+                      (("clean", 0.9), ("rotated", 0.5), ("pgd", 0.2))])
+    out = tmp_path / "cmp.tsv"
+    run_stage("backbone_comparison", dict(table=str(out), scores=scores, layers=layers, robustness=[str(rp)],
+                                          backbones=["a", "b"]), threads=1)
+    t = pd.read_csv(out, sep="\t").set_index(["backbone", "roi"])
+    assert t.loc[("a", "shape_V4"), "ceiled_ev"] == pytest.approx(0.6)
+    assert t.loc[("a", "shape_V4"), "ceiled_ev_sd"] == pytest.approx(np.std([0.5, 0.7], ddof=1), abs=1e-4)
+    assert t.loc[("a", "cat_disk"), "committed_layer"] == "l2"
+    assert t.loc[("a", "shape_V4"), "committed_layer"] == "l1|l2"  # the subjects disagree: both named
+    assert t.loc[("a", "V4-like (mean)"), "ceiled_ev"] == pytest.approx(0.6)
+    assert t.loc[("b", "category (mean)"), "ceiled_ev"] == pytest.approx(0.2)
+    assert t.loc[("a", "cat_disk"), "accuracy_rotated"] == 0.5 and np.isnan(t.loc[("b", "cat_disk"), "accuracy_clean"])

@@ -192,3 +192,77 @@ def extract_features(features_h5: str, split: str, stimuli_dir: str, backbone: s
                        fit_on=table["stim_file"].isin(train).to_numpy(),
                        attrs={"backbone": backbone, "arch": cfg["arch"]})
     log.info("%d images, layers %s, weights %s -> %s", len(table), cfg["layers"], bb.weights, features_h5)
+
+
+def _roi_kind(roi: str) -> str:
+    if roi.startswith("ret_"):
+        return "retinotopic"
+    if roi.startswith("cat_"):
+        return "category"
+    return "V4-like" if "V4" in roi else "other"
+
+
+@register("backbone_comparison")
+def backbone_comparison(table: str, scores: list, layers: list, robustness: list, backbones: list) -> None:
+    """Rule ``backbone_comparison``: per backbone and ROI, the committed layer and its held-out ceiled
+    EV (mean and sd over subjects), per ROI kind the mean over its ROIs, and each backbone's held-out
+    clean / rotated / PGD accuracy (config/crossvit.yaml: the four CrossViT regimes).
+
+    Parameters
+    ----------
+    table : str
+        Output TSV: ``backbone, roi, kind, committed_layer`` (the most frequent over subjects, ties
+        by depth; ``a|b`` lists all when subjects differ), ``ceiled_ev``, ``ceiled_ev_sd``,
+        ``n_subjects``, ``accuracy_clean``, ``accuracy_rotated``, ``accuracy_pgd``. ROI-kind rows
+        have ``roi`` = ``<kind> (mean)``.
+    scores, layers : list of str
+        The layer_commitment outputs (leaderboard rows, per-layer tables) of every subject and backbone.
+    robustness : list of str
+        The train_backbone robustness rows of the trained backbones (may be fewer than ``backbones``).
+    backbones : list of str
+        Backbones to compare, in table order.
+    """
+    from ..leaderboard import read_scores
+
+    sc = pd.concat([read_scores(p) for p in scores], ignore_index=True)
+    rob = pd.concat([read_scores(p) for p in robustness], ignore_index=True) if robustness else None
+    lay = []
+    for p in layers:
+        d = pd.read_csv(p, sep="\t")
+        name = Path(p).name
+        d["subject"] = name.split("_")[0].removeprefix("sub-")
+        d["backbone"] = name.split("_backbone-")[1].split("_desc-")[0]
+        lay.append(d[d["committed"].astype(str) == "True"])
+    lay = pd.concat(lay, ignore_index=True)
+    rows = []
+    for b in backbones:
+        ev = sc[(sc.model == f"{b}_committed") & (sc.metric == "ceiled_ev")]
+        acc = {}
+        if rob is not None:
+            r = rob[(rob.model == b) & (rob.metric == "accuracy")]
+            acc = {f"accuracy_{t}": float(v) for t, v in zip(r.target, r.value)}
+        per_roi = []
+        for roi, g in ev.groupby("target", sort=True):
+            com = lay[(lay.backbone == b) & (lay.roi == roi)]
+            counts = com.layer.value_counts()
+            top = counts[counts == counts.max()].index.tolist() if len(counts) else []
+            per_roi.append({"backbone": b, "roi": roi, "kind": _roi_kind(roi),
+                            "committed_layer": "|".join(sorted(top)) if len(counts) > 1 else (top[0] if top else ""),
+                            "committed_layers_all": "|".join(sorted(counts.index)),
+                            "ceiled_ev": g.value.mean(), "ceiled_ev_sd": g.value.std(ddof=1) if len(g) > 1 else float("nan"),
+                            "n_subjects": g.subject.nunique(), **acc})
+        rows += per_roi
+        frame = pd.DataFrame(per_roi)
+        if len(frame):
+            # per ROI kind: mean over its ROIs of each subject's ceiled EV, then mean / sd over subjects
+            ev = ev.assign(kind=[_roi_kind(t) for t in ev.target])
+            for kind, g in ev.groupby("kind", sort=True):
+                subj = g.groupby("subject").value.mean()
+                rows.append({"backbone": b, "roi": f"{kind} (mean)", "kind": kind, "committed_layer": "",
+                             "committed_layers_all": "", "ceiled_ev": subj.mean(),
+                             "ceiled_ev_sd": subj.std(ddof=1) if len(subj) > 1 else float("nan"),
+                             "n_subjects": len(subj), **acc})
+    out = pd.DataFrame(rows)
+    with atomic_path(table) as tmp:
+        out.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    log.info("backbone comparison:\n%s", out.to_string())
