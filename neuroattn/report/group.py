@@ -11,6 +11,7 @@ from . import figures
 from .html import fig_to_uri, render_page, table
 from .eeg_maps import group_truth_section
 from .provenance import provenance
+from .similarity import SIMILARITY_DESC, SSM_CURVES_DESC, ssm_commitment_section, ssm_subsampling_section
 
 
 def _commitment_section(layer_tables):
@@ -137,12 +138,21 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
                                                          f"held-out subject {metric}", chance)),
                          "caption": f"In-context decoding vs ridge on the same k images ({metric}, mean ± SEM over held-out subjects)"})
         sections.append({"title": "Cross-subject decoding vs context size", "figures": figs})
+    # the similarity rule's tables travel with the layer-commitment / subsampling ones (rules/score.smk)
+    sim_tables = [p for p in layer_tables if SIMILARITY_DESC in Path(p).name]
+    layer_tables = [p for p in layer_tables if SIMILARITY_DESC not in Path(p).name]
+    ssm_curves = [p for p in subsampling_tables if SSM_CURVES_DESC in Path(p).name]
+    subsampling_tables = [p for p in subsampling_tables if SSM_CURVES_DESC not in Path(p).name]
     com = _commitment_section(layer_tables)
     if com:
         sections.append(com)
+    sections.extend(ssm_commitment_section(layer_tables, sim_tables) or [])
     sub = _subsampling_section(subsampling_tables)
     if sub:
         sections.append(sub)
+    ssm_sub = ssm_subsampling_section(ssm_curves)
+    if ssm_sub:
+        sections.append(ssm_sub)
     rt = routing_truth_section(routing_truth_tables)
     if rt:
         sections.append(rt)
