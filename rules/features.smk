@@ -2,13 +2,10 @@
 # A trained backbone listed in scoring.backbones also puts its held-out clean / rotated / PGD
 # accuracy on the leaderboard (config/crossvit.yaml: the four CrossViT training regimes).
 
-
-def trained_backbone_scores():
-    return [f"{R}/features/{b}/robustness_scores.tsv" for b in config["scoring"].get("backbones", [])
-            if backbone_cfg(b).get("weights") == "train"]
-
-
-SCORE_FILES += trained_backbone_scores()
+# (backbone_comparison also reads encode.backbone's, first)
+COMPARISON_BACKBONES = list(dict.fromkeys([config["encode"]["backbone"], *config["scoring"].get("backbones", [])]))
+SCORE_FILES += [f"{R}/features/{b}/robustness_scores.tsv" for b in config["scoring"].get("backbones", [])
+                if backbone_cfg(b).get("weights") == "train"]
 
 
 rule train_backbone:
@@ -69,23 +66,19 @@ rule extract_features:
         "scripts/extract_features.py"
 
 
-def comparison_backbones():
-    return list(dict.fromkeys([config["encode"]["backbone"], *config["scoring"].get("backbones", [])]))
-
-
 # Not part of `all`: config/crossvit.yaml's regime comparison (snakemake ... backbone_comparison).
 rule backbone_comparison:
     input:
         scores=lambda w: [f"{R}/sub-{s}/scores/sub-{s}_backbone-{b}_desc-commitment_scores.tsv"
-                          for b in comparison_backbones() for s in FMRI_SUBJECTS],
+                          for b in COMPARISON_BACKBONES for s in FMRI_SUBJECTS],
         layers=lambda w: [f"{R}/sub-{s}/scores/sub-{s}_backbone-{b}_desc-commitment_layers.tsv"
-                          for b in comparison_backbones() for s in FMRI_SUBJECTS],
-        robustness=lambda w: [f"{R}/features/{b}/robustness_scores.tsv" for b in comparison_backbones()
+                          for b in COMPARISON_BACKBONES for s in FMRI_SUBJECTS],
+        robustness=lambda w: [f"{R}/features/{b}/robustness_scores.tsv" for b in COMPARISON_BACKBONES
                               if backbone_cfg(b).get("weights") == "train"],
     output:
         table=f"{R}/scores/backbone_comparison.tsv",
     params:
-        backbones=comparison_backbones(),
+        backbones=COMPARISON_BACKBONES,
     log:
         f"{R}/logs/backbone_comparison.log",
     conda:
