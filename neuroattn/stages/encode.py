@@ -433,7 +433,8 @@ def encode(betas: str, features: str, split: str, pred: str, scores: str, subjec
 
 
 @register("routing_truth")
-def routing_truth(pred: str, betas: str, dataset: str, truth: str, table: str) -> None:
+def routing_truth(pred: str, betas: str, dataset: str, truth: str, table: str, subject: str = "",
+                  backbone: str = "", layer: str = "") -> None:
     """Simulated data only: a routing encoder's maps against the simulation's true routing.
 
     Parameters
@@ -448,10 +449,13 @@ def routing_truth(pred: str, betas: str, dataset: str, truth: str, table: str) -
         ``derivatives/truth/sub-<s>/sub-<s>_desc-truth.h5``.
     table : str
         Output TSV: ``query``, ``measure``, ``value``, ``reference``, ``n``.
+    subject, backbone, layer : str
+        The rule's wildcards (for the log).
     """
     out = routing_truth_check(pred, truth, betas)
     with atomic_path(table) as tmp:
         out.to_csv(tmp, sep="\t", index=False, float_format="%.4g")
+    log.info("sub-%s %s %s: routing against the simulation's truth", subject, backbone, layer)
     for measure, g in out.groupby("measure"):
         log.info("%s: median %.3f (reference %.3f) over %d queries", measure, g.value.median(),
                  g.reference.median(), len(g))
