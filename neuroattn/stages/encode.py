@@ -316,9 +316,7 @@ def routing_truth_check(pred_path, truth_path, betas_path):
     pandas.DataFrame
         Columns ``query``, ``measure``, ``value``, ``reference``, ``n`` (voxels).
     """
-    import pandas as pd
-
-    from ..models.routing_eval import _centroid, _query_rf_centres, _rf_tokens, routing_agreement
+    from ..models.routing_eval import truth_table
 
     with h5py.File(pred_path, "r") as f:
         if "attention" not in f or f["attention"].attrs.get("kind") != "attention":
@@ -328,31 +326,9 @@ def routing_truth_check(pred_path, truth_path, betas_path):
         vmaps = f["voxel_maps"][()].astype(np.float64) if "voxel_maps" in f else None
         vidx = f["voxel_index"][()]
         roi, hemi = f["voxel_roi"].asstr()[()], f["voxel_hemi"].asstr()[()]
-    grid = maps.shape[1:]
     voxels = read_truth_voxels(truth_path)
-    truth = _truth_maps(voxels, names, grid)
-    agree = routing_agreement(maps, truth, names).set_index("query")
-    cells = np.stack(np.meshgrid(np.arange(grid[0]), np.arange(grid[1]), indexing="ij"), -1).reshape(-1, 2)
-    centre = (np.asarray(grid) - 1) / 2.0
-    rf_centres = _query_rf_centres(voxels, grid)
-    rows = []
-    for q, name in enumerate(names):
-        if name not in agree.index:
-            continue
-        a = agree.loc[name]
-        tpeak = np.array([a.true_row, a.true_col])
-        rows += [
-            (name, "attention_r", a.r, 0.0, np.nan),
-            (name, "attention_peak_distance", a.peak_distance,
-             float(np.hypot(*(cells - tpeak).T).mean()), np.nan),
-            (name, "attention_centroid_distance", float(np.hypot(*(_centroid(maps[q]) - _centroid(truth[q])))),
-             float(np.hypot(*(centre - _centroid(truth[q])))), np.nan),
-        ]
-        rf = rf_centres.get(name.partition("#")[0])
-        if rf is not None:  # retinotopic query: its voxels' mean receptive-field centre
-            peak = np.array([a.peak_row, a.peak_col])
-            rows.append((name, "attention_peak_to_rf_centre", float(np.hypot(*(peak - rf[0]))),
-                         float(np.hypot(*(cells - rf[0]).T).mean()), rf[1]))
+    truth = _truth_maps(voxels, names, maps.shape[1:])
+    ti = None
     if vmaps is not None:
         with h5py.File(betas_path, "r") as f:
             bijk = f["voxel_ijk"][()][vidx]
@@ -364,25 +340,7 @@ def routing_truth_check(pred_path, truth_path, betas_path):
             raise ValueError(f"{betas_path}: {len(missing)} voxel(s) not in the truth file {truth_path}, "
                              f"e.g. {missing[0]}")
         ti = np.array([lut[tuple(v)] for v in bijk])
-        centre_rc = _rf_tokens(voxels, grid)[ti]
-        key = np.array([f"{r}.{hm}" if hm else r for r, hm in zip(roi, hemi)])
-        ok = np.isfinite(centre_rc[:, 0]) & np.isfinite(vmaps).all((1, 2))
-        for name in sorted(set(key[ok])):
-            sel = ok & (key == name)
-            if sel.sum() < 2:
-                continue
-            vm, c = vmaps[sel], centre_rc[sel]
-            peak = np.array([np.unravel_index(np.argmax(m), m.shape) for m in vm])
-            d_peak = np.hypot(*(peak - c).T)
-            d_cent = np.hypot(*(_centroid(vm) - c).T)
-            d_ref = np.hypot(*(c.mean(0) - c).T)
-            n = int(sel.sum())
-            rows += [
-                (name, "voxel_peak_distance", float(np.median(d_peak)), float(np.median(d_ref)), n),
-                (name, "voxel_centroid_distance", float(np.median(d_cent)), float(np.median(d_ref)), n),
-                (name, "voxel_within_one_token", float(np.mean(d_peak <= 1)), float(np.mean(d_ref <= 1)), n),
-            ]
-    return pd.DataFrame(rows, columns=["query", "measure", "value", "reference", "n"])
+    return truth_table(names, maps, truth, voxels, vmaps, ti, roi, hemi)
 
 
 @register("encode")
