@@ -2,7 +2,7 @@
 
 Examples
 --------
-neuroattn check-config config/config.yaml
+neuroattn check-config config/config.yaml my.yaml
 neuroattn simulate fmri out/fmri --config config/tiny.yaml
 neuroattn simulate eeg out/eeg
 neuroattn stage                 # list the stages (one per Snakemake rule)
@@ -19,30 +19,36 @@ from . import __version__
 
 
 def _cmd_check_config(args) -> int:
-    from .config import ConfigError, check_bids_root, load_config
+    from .config import ConfigError, check_bids_root
 
     try:
-        cfg = load_config(args.config)
+        cfg = _merged_config(*args.config)
         check_bids_root(cfg["fmri"]["bids_root"], "fmri")
         check_bids_root(cfg["eeg"]["bids_root"], "eeg")
     except ConfigError as exc:
         print(f"neuroattn: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.config}: valid")
+    print(f"{' + '.join(['config/config.yaml', *args.config])}: valid")
     return 0
 
 
-def _merged_config(path):
-    """config/config.yaml overlaid with ``path``, as Snakemake merges configfiles."""
+def _merged_config(*paths):
+    """config/config.yaml overlaid with each of ``paths`` in turn, as Snakemake merges
+    ``--configfile`` files, then validated; errors name the file that could not be read."""
     import yaml
 
-    from .config import default_config, merge_config, validate_config
+    from .config import ConfigError, default_config, merge_config, validate_config
 
-    base = default_config()
-    if path:
-        with open(path) as f:
-            base = merge_config(base, yaml.safe_load(f) or {})
-    return validate_config(base)
+    cfg = default_config()
+    for path in paths:
+        if not path:
+            continue
+        try:
+            with open(path) as f:
+                cfg = merge_config(cfg, yaml.safe_load(f) or {})
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read configuration: {exc}") from exc
+    return validate_config(cfg)
 
 
 def _parse_value(text: str):
@@ -109,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(the workflow itself runs with `snakemake`, see README).")
     p.add_argument("--version", action="version", version=f"neuroattn {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("check-config", help="validate a workflow configuration file and its BIDS roots")
-    c.add_argument("config")
+    c = sub.add_parser("check-config", help="validate configuration files (merged over config/config.yaml, "
+                       "as snakemake --configfile merges them) and their BIDS roots")
+    c.add_argument("config", nargs="+", help="config files, later ones overriding earlier ones")
     c.set_defaults(func=_cmd_check_config)
     s = sub.add_parser("simulate", help="write a simulated BIDS dataset with ground truth")
     s.add_argument("modality", choices=["fmri", "eeg"])

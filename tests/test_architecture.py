@@ -74,3 +74,38 @@ def test_the_checker_sees_relative_and_absolute_imports(tmp_path):
     fake.write_text("from ..data.betas import Betas\nimport neuroattn.stages\nfrom . import routing\n"
                     "from .. import leaderboard\n")
     assert imported_modules(fake, root=tmp_path) == {"data", "stages", "models", "leaderboard"}
+
+
+RULES = PKG.parent / "rules"
+
+
+def test_every_rule_script_is_a_stage_call():
+    """Rule scripts hold no logic: each one calls its registered stage by the rule's name."""
+    import re
+
+    from neuroattn.stages import STAGES, _load_all
+
+    _load_all()
+    scripts = sorted((RULES / "scripts").glob("*.py"))
+    assert scripts
+    rules_text = "\n".join(p.read_text() for p in RULES.glob("*.smk"))
+    for script in scripts:
+        code = [ln for ln in script.read_text().splitlines()
+                if ln.strip() and not ln.lstrip().startswith(("#", '"""')) and '"""' not in ln]
+        assert len(code) <= 2, f"{script.name}: {len(code)} lines of code (a rule script only calls its stage)"
+        m = re.search(r'from_snakemake\(snakemake, "(\w+)"\)', script.read_text())
+        assert m, f"{script.name} does not call from_snakemake"
+        assert m.group(1) in STAGES, f"{script.name}: stage {m.group(1)!r} is not registered"
+        assert re.search(rf"rule {m.group(1)}:", rules_text), f"stage {m.group(1)!r} names no rule"
+
+
+def test_stage_command_lists_and_refuses(capsys):
+    from neuroattn.cli import main
+
+    assert main(["stage"]) == 0
+    listed = capsys.readouterr().out
+    assert "encode " in listed and "eeg_model " in listed
+    assert main(["stage", "no_such_rule"]) == 2
+    assert "unknown stage 'no_such_rule'" in capsys.readouterr().err
+    assert main(["stage", "image_split", "betas=[]"]) == 2  # missing arguments are named
+    assert "missing argument(s)" in capsys.readouterr().err

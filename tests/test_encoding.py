@@ -7,7 +7,7 @@ import pytest
 from neuroattn.data.betas import Betas
 from neuroattn.data.splits import write_split
 from neuroattn.features.store import FeatureWriter
-from neuroattn.models.encoding import load_encoding_data, run_encoding, score_rows, write_predictions
+from neuroattn.stages.encode import load_encoding_data, run_encoding, score_rows, write_predictions
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_rows_skip_missing_ceiling_and_dropped_voxels(rng):
 def test_hemispheres_from_labels_or_coordinates(rng):
     kw = dict(subject="01", trial_betas=rng.standard_normal((4, 3)), trial_image=["a", "b", "c", "d"],
               voxel_roi=["r", "r", "s"])
-    from neuroattn.models.encoding import voxel_hemispheres
+    from neuroattn.stages.encode import voxel_hemispheres
 
     b = Betas(**kw, voxel_ijk=np.array([[0, 0, 0], [5, 0, 0], [2, 1, 1]]),
               affine=np.array([[2.0, 0, 0, -5], [0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]]))
@@ -137,7 +137,7 @@ def _truth_check_files(tmp_path, ijk_in_betas=None):
 
 
 def test_routing_truth_check_by_hand(tmp_path):
-    from neuroattn.models.encoding import routing_truth_check
+    from neuroattn.stages.encode import routing_truth_check
 
     t = routing_truth_check(*_truth_check_files(tmp_path)).set_index(["query", "measure"])
     ret = t.loc["ret_V1.lh"]
@@ -159,7 +159,7 @@ def test_routing_truth_check_by_hand(tmp_path):
 
 
 def test_routing_truth_check_refuses_voxels_missing_from_the_truth(tmp_path):
-    from neuroattn.models.encoding import routing_truth_check
+    from neuroattn.stages.encode import routing_truth_check
 
     files = _truth_check_files(tmp_path, ijk_in_betas=np.array([[3, 0, 0], [2, 0, 0], [9, 9, 9], [1, 0, 0]]))
     with pytest.raises(ValueError, match=r"betas\.h5: 1 voxel\(s\) not in the truth file"):

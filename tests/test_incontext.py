@@ -12,6 +12,7 @@ from neuroattn.features.store import FeatureWriter
 from neuroattn.leaderboard import read_scores
 from neuroattn.models import InContextDecoder, InContextEncoder
 from neuroattn.models import metatrain as mt
+from neuroattn.stages import incontext as stage
 from neuroattn.models.incontext import (ContextEncoderNet, ImageDecoderNet, decoding_loss, infer_encoders,
                                         retrieve, ridge_path)
 
@@ -136,7 +137,7 @@ def _subjects(emb, rng):
 def test_loso_pools_never_leak_held_out_subject_or_test_images(embeddings, rng):
     names, test, lookup, betas = _subjects(embeddings, rng)
     train = names[20:]
-    subjects = {s: mt.subject_data(b, lookup, train, test) for s, b in betas.items()}
+    subjects = {s: stage.subject_data(b, lookup, train, test) for s, b in betas.items()}
     assert not set(subjects["01"].train_images) & set(test)
     pools = mt.loso_training_pools(subjects, "02")
     assert [p.name for p in pools] == ["01", "03"]
@@ -149,7 +150,7 @@ def test_loso_pools_never_leak_held_out_subject_or_test_images(embeddings, rng):
         mt.loso_training_pools({"01": subjects["01"]}, "01")
     lonely = Betas("07", rng.standard_normal((5, 3)), names[30:35], np.array(["v1"] * 3))
     with pytest.raises(ValueError, match="sub-07: saw none of the 20 shared test images"):
-        mt.subject_data(lonely, lookup, train, test)
+        stage.subject_data(lonely, lookup, train, test)
 
 
 def test_run_prior_and_loso_end_to_end(tmp_path, rng, monkeypatch):
@@ -167,13 +168,13 @@ def test_run_prior_and_loso_end_to_end(tmp_path, rng, monkeypatch):
         b.write(paths[-1])
     prior = tmp_path / "prior.pt"
     cfg = {**TINY, "synthetic_steps": 5, "real_steps": 3}
-    mt.run_prior(feats, split, prior, cfg, layer="layer4", seed=0)
+    stage.run_prior(feats, split, prior, cfg, layer="layer4", seed=0)
     seen = []
     real = mt.train_real
     monkeypatch.setattr(mt, "train_real", lambda enc, dec, pools, *a, **k: (seen.extend(p.name for p in pools),
                                                                            real(enc, dec, pools, *a, **k))[1])
     pred, scores = tmp_path / "pred.h5", tmp_path / "scores.tsv"
-    mt.run_loso(prior, feats, split, paths, "03", pred, scores, cfg, seed=0)
+    stage.run_loso(prior, feats, split, paths, "03", pred, scores, cfg, seed=0)
     assert seen == ["01", "02"]
     df = read_scores(scores)
     assert set(df.model) == {"incontext_k10", "incontext_k20", "ridge_context_k10", "ridge_context_k20"}
@@ -185,4 +186,4 @@ def test_run_prior_and_loso_end_to_end(tmp_path, rng, monkeypatch):
         assert f["decoded/ridge_context_k20"].shape == (20, 8)
         assert f.attrs["train_subjects"] == "01,02"
     with pytest.raises(ValueError, match="not a readable in-context prior"):
-        mt.load_prior(split)
+        stage.load_prior(split)

@@ -8,6 +8,7 @@ _LAZY = {
     "RoutingEncoder": "routing",
     "SpatialFeatureEncoder": "baselines",
     "RidgeEncoder": "baselines",
+    "ENCODERS": "encoders",
     "InContextEncoder": "incontext",
     "InContextDecoder": "incontext",
     "BaseNet": "eeg_basenet",
