@@ -15,7 +15,7 @@ def rng():
     return np.random.default_rng(0)
 
 
-@pytest.mark.parametrize("kind", ["pearson", "cosine"])
+@pytest.mark.parametrize("kind", ["pearson", "cosine", "zscore"])
 def test_ssm_self_is_one_and_shuffled_is_zero(rng, kind):
     X = rng.normal(size=(80, 30))
     assert ssm(X, X, kind=kind).value == pytest.approx(1.0)
@@ -31,6 +31,13 @@ def test_cosine_rsm_is_rotation_invariant(rng):
     assert not np.allclose(rsm(X @ Q, "pearson"), rsm(X, "pearson"), atol=1e-3)
 
 
+def test_zscore_rsm_weighs_every_unit_alike(rng):
+    X = rng.normal(size=(50, 20))
+    Xs = X * np.r_[100.0, np.ones(19)]  # one loud unit
+    np.testing.assert_allclose(rsm(Xs, "zscore"), rsm(X, "zscore"), atol=1e-10)
+    assert rsm_similarity(Xs, X, "cosine") < 0.5  # the loud unit dominates a cosine RSM
+
+
 def test_rsm_kinds_differ_on_a_shared_mean_response(rng):
     # a population whose units all go up together for some stimuli: Pearson RSMs (pattern centred over
     # units) discard that, the cosine of unit-centred patterns keeps it
@@ -38,7 +45,7 @@ def test_rsm_kinds_differ_on_a_shared_mean_response(rng):
     Y = presence[:, None] * 1.0 + 0.3 * rng.normal(size=(60, 40))
     X = presence[:, None].astype(float)
     X = np.c_[X, 0.3 * rng.normal(size=(60, 1))]
-    assert rsm_similarity(X, Y, "cosine") > 0.5
+    assert rsm_similarity(X, Y, "cosine") > 0.5 and rsm_similarity(X, Y, "zscore") > 0.3
     assert abs(rsm_similarity(X, Y, "pearson")) < 0.2
     with pytest.raises(ValueError, match="rsm kind must be one of"):
         rsm(X, "spearman")
@@ -74,9 +81,10 @@ def _planted(rng, n=60, n_layers=4, noise=0.5, reps=3):
     return layers, R, np.array(regions)
 
 
-def test_ssm_commitment_recovers_planted_layers(rng):
+@pytest.mark.parametrize("kind", ["pearson", "zscore"])
+def test_ssm_commitment_recovers_planted_layers(rng, kind):
     layers, R, regions = _planted(rng)
-    t = similarity_table(layers, R, regions, n_splits=3)
+    t = similarity_table(layers, R, regions, n_splits=3, rsm_kind=kind)
     assert set(t.metric) == {"rsa_spearman", "cka", "ssm"} and len(t) == 4 * 4 * 3
     com = committed_layers(t, "ssm")
     assert dict(zip(com.roi, com.layer)) == {"ret_a": "l0", "ret_b": "l1", "cat_a": "l2", "cat_b": "l3"}
@@ -89,7 +97,8 @@ def test_ssm_commitment_recovers_planted_layers(rng):
     planted, fails, recovered = dict(zip(com.roi, com.layer)), 0, 0
     for seed in range(5):
         perm = np.random.default_rng(seed).permutation(R.shape[1])
-        c = committed_layers(similarity_table(layers, R[:, perm], regions, metrics=["ssm"], n_splits=2), "ssm")
+        c = committed_layers(similarity_table(layers, R[:, perm], regions, metrics=["ssm"], n_splits=2,
+                                              rsm_kind=kind), "ssm")
         fails += not hierarchy_ordered(c)
         recovered += dict(zip(c.roi, c.layer)) == planted
         assert (c.value < 0.2).all()

@@ -4,7 +4,7 @@
   two RDMs are compared by the Spearman correlation of their upper triangles (diagonal excluded).
 - CKA: linear centred kernel alignment on stimulus Gram matrices; unbiased by default (HSIC
   estimator of Song et al. 2012, needs >= 4 stimuli), the biased (plug-in) variant on request.
-- SSM: similarity of similarity matrices: Pearson (or, on request, cosine of unit-centred) RSMs
+- SSM: similarity of similarity matrices: Pearson (or cosine of unit-centred / z-scored) RSMs
   compared by Spearman (with Pearson RSMs the same number as
   RSA, since Spearman is invariant to ``1 - x``), with a split-half noise ceiling over trials
   (on the scale of the value: sqrt of the Spearman-Brown-corrected split-half RSM reliability).
@@ -42,7 +42,7 @@ def _prepare(X, Y, min_stimuli=3):
                                   "n_dropped_x": dx, "n_dropped_y": dy, "n_dropped": dx + dy}
 
 
-RSM_KINDS = ("pearson", "cosine")
+RSM_KINDS = ("pearson", "cosine", "zscore")
 
 
 def rsm(X, kind: str = "pearson") -> np.ndarray:
@@ -51,11 +51,13 @@ def rsm(X, kind: str = "pearson") -> np.ndarray:
     Parameters
     ----------
     X : array-like, (n_stimuli, n_units)
-    kind : {"pearson", "cosine"}
+    kind : {"pearson", "cosine", "zscore"}
         ``"pearson"`` (Shi et al. 2019): each pattern centred over units, then correlated; this
         discards the mean response of the population to each stimulus. ``"cosine"``: each unit
         centred over the stimuli, then the cosine between patterns; the population's mean
         response (what a category-selective region mostly carries) stays in the matrix.
+        ``"zscore"``: as ``"cosine"`` with each unit also scaled to unit variance over the
+        stimuli, so that every unit (model channel) weighs the same, not the highest-variance ones.
 
     Stimuli whose (centred) pattern is constant get NaN rows/columns.
     """
@@ -63,6 +65,9 @@ def rsm(X, kind: str = "pearson") -> np.ndarray:
         raise ValueError(f"rsm kind must be one of {RSM_KINDS}, got {kind!r}")
     X = np.asarray(X, dtype=np.float64)
     Xc = X - (X.mean(axis=1, keepdims=True) if kind == "pearson" else X.mean(axis=0, keepdims=True))
+    if kind == "zscore":
+        sd = Xc.std(axis=0)
+        Xc = np.divide(Xc, sd, out=np.zeros_like(Xc), where=sd > 0)
     nrm = np.linalg.norm(Xc, axis=1)
     Xn = np.divide(Xc, nrm[:, None], out=np.full_like(Xc, np.nan), where=nrm[:, None] > 0)
     return np.clip(Xn @ Xn.T, -1.0, 1.0)
@@ -208,7 +213,7 @@ def ssm(X, Y, Y_reps=None, n_splits: int = 10, random_state: int = 1, kind: str 
         RSMs' Spearman r: the similarity a noise-free perfect model would reach).
     n_splits, random_state : int
         Splits of the ceiling.
-    kind : {"pearson", "cosine"}
+    kind : {"pearson", "cosine", "zscore"}
         The RSM (:func:`rsm`; the paper's is ``"pearson"``).
 
     Returns

@@ -56,7 +56,7 @@ def similarity_table(layers: Iterable[tuple[str, np.ndarray]], Y_reps, regions,
     metrics : subset of ``("rsa_spearman", "cka", "ssm")``
         ``rsa_spearman``: 1 - Pearson RDMs compared by Spearman; ``cka``: unbiased linear CKA;
         ``ssm``: RSMs of kind ``rsm_kind`` compared by Spearman.
-    rsm_kind : {"pearson", "cosine"}
+    rsm_kind : {"pearson", "cosine", "zscore"}
         :func:`neuroattn.metrics.similarity.rsm` of the ``ssm`` rows.
     n_splits, random_state : int
         Ceiling splits.
