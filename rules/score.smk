@@ -83,6 +83,14 @@ if config["scoring"]["commit_layers"]:
     SCORE_FILES += expand(rules.layer_commitment.output.scores, subject=FMRI_SUBJECTS, backbone=COMMIT_BACKBONES)
     # the group report's commitment section reads encode.backbone's tables only (depths of one network)
     COMMITMENT_LAYER_FILES = expand(rules.layer_commitment.output.layers, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]])
+# similarity rows on the leaderboard (encode.backbone); the group page tells the tables apart by
+# their desc- (SSM commitment beside PLS, SSM subsampling beside Pearson r).
+if config["scoring"].get("similarity", {}).get("enabled", True):
+    SCORE_FILES += expand(rules.similarity.output.scores, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]])
+    COMMITMENT_LAYER_FILES = COMMITMENT_LAYER_FILES + expand(
+        rules.similarity.output.layers, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]])
+    SUBSAMPLING_FILES = SUBSAMPLING_FILES + expand(
+        rules.similarity.output.curves, subject=FMRI_SUBJECTS, backbone=[ENCODE["backbone"]])
 
 
 localrules:
