@@ -74,7 +74,7 @@ wildcard_constraints:
     backbone="[a-zA-Z0-9]+(_[a-zA-Z0-9]+)*",  # crossvit_joint: no "-" (BIDS entity separator)
     layer="[a-zA-Z0-9_.]+",
     model="[a-z0-9_]+",
-    protocol="within|loso",
+    protocol="within_session|within|loso",
 
 
 def fmri_root():
@@ -142,7 +142,7 @@ def subject_report_inputs(wildcards):
     if s in EEG_SUBJECTS:
         inputs["epochs"] = [epochs_path(s)]
         inputs["epochs_table"] = [f"{R}/sub-{s}/eeg/sub-{s}_task-{EEG_TASK}_desc-epochs.tsv"]
-        protocols = [p for p in config["eeg_models"]["protocols"] if p == "within" or len(EEG_SUBJECTS) > 1]
+        protocols = [p for p in config["eeg_models"]["protocols"] if p != "loso" or len(EEG_SUBJECTS) > 1]
         inputs["eeg_preds"] = [f"{R}/sub-{s}/eeg/models/sub-{s}_protocol-{p}_pred.h5" for p in protocols]
     return inputs
 

@@ -1,8 +1,9 @@
 # EEG decoders (BaseNet + channel attention, EEGNet, ShallowConvNet, CSP+LDA, TS+LR): one job per
 # subject x protocol runs every configured model (one start-up, one data load).
-# `within`: train session 1, test session 2; `loso`: the subject held out, trained on the others.
+# `within`: train session 1, test session 2; `within_session`: stratified k-fold CV inside each
+# session; `loso`: the subject held out, trained on the others.
 EM = config["eeg_models"]
-EEG_PROTOCOLS = [p for p in EM["protocols"] if p == "within" or len(EEG_SUBJECTS) > 1]  # loso needs 2+ subjects
+EEG_PROTOCOLS = [p for p in EM["protocols"] if p != "loso" or len(EEG_SUBJECTS) > 1]  # loso needs 2+ subjects
 
 
 rule eeg_model:

@@ -8,6 +8,10 @@ Protocols
     in sorted order), test on the second. Optional Euclidean alignment of each session on its own
     mean covariance (unsupervised re-centring, which undoes session-to-session shifts; the test
     session's reference uses its unlabelled trials only).
+``within_session``
+    Stratified k-fold cross-validation inside each session (MOABB's WithinSession), alignment and
+    standardisation fitted per training fold, scored per session and averaged
+    (:mod:`~neuroattn.models.eeg_within_session`).
 ``loso``
     Leave one subject out: train on every other subject's trials (all sessions), test on all of
     the held-out subject's trials. Optional Euclidean alignment, per subject and session, of
@@ -34,7 +38,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("neuroattn.models.eeg_evaluation")
-PROTOCOLS = ("within", "loso")
+PROTOCOLS = ("within", "within_session", "loso")
 
 
 @dataclass
@@ -214,11 +218,13 @@ def evaluate_models(X_train, y_train, X_test, y_test, models, *, seeds=(0,), set
 
 
 def run_protocol(protocol: str, datas: dict, subject: str, models, *, seeds=(0,), settings=None,
-                 align: bool = True, importance: bool = True, epoch_tmin: float = 0.0):
+                 align: bool = True, importance: bool = True, epoch_tmin: float = 0.0, n_folds: int = 5,
+                 fold_seed: int = 0):
     """Run ``protocol`` for ``subject`` on loaded ``EEGData`` (dict subject -> data).
 
     ``epoch_tmin``: time of the epochs' first sample relative to the cue (see
-    :func:`evaluate_models`).
+    :func:`evaluate_models`). ``n_folds`` / ``fold_seed``: folds per session and their shuffling
+    seed (``within_session`` only; it stores no channel maps).
 
     Returns
     -------
@@ -231,6 +237,11 @@ def run_protocol(protocol: str, datas: dict, subject: str, models, *, seeds=(0,)
     if subject not in datas:
         raise KeyError(f"subject {subject!r} not among the loaded subjects {sorted(datas)}")
     ref = datas[subject]
+    if protocol == "within_session":
+        from .eeg_within_session import run_within_session
+
+        return run_within_session(ref, models, seeds=tuple(seeds), settings=settings, align=align,
+                                  n_folds=n_folds, fold_seed=fold_seed)
     if protocol == "within":
         tr, te, s_tr, s_te = within_split(ref)
         X_train, y_train, X_test, y_test = ref.X[tr], ref.y[tr], ref.X[te], ref.y[te]

@@ -68,10 +68,10 @@ def eeg_epochs(epochs: str, table: str, bids_root: str, eeg: dict, subject: str,
 def protocol_settings(cfg: dict, protocol: str, seed: int, device: str) -> tuple[list, list, dict]:
     """The models, seeds and estimator settings of ``protocol`` from the ``eeg_models`` section.
 
-    ``loso`` uses ``loso_models`` / ``loso_epochs`` when set; seeds are
+    ``within`` and ``within_session`` use ``models`` / ``epochs``; ``loso`` uses ``loso_models`` / ``loso_epochs`` when set; seeds are
     :func:`~neuroattn.utils.derive_seed` of the config's ``seed`` and each of ``cfg["seeds"]``.
     """
-    within = protocol == "within"
+    within = protocol != "loso"
     models = list(cfg["models"] if within else (cfg.get("loso_models") or cfg["models"]))
     settings = {k: cfg[k] for k in _FIT_KEYS if cfg.get(k) is not None}
     settings.update(epochs=cfg["epochs"] if within else cfg.get("loso_epochs") or cfg["epochs"],
@@ -102,7 +102,7 @@ def eeg_model(epochs, scores: str, pred: str, cfg: dict, align: bool, epoch_tmin
     device : str
         The config's ``device``.
     subject, protocol : str
-        Wildcards; ``protocol`` is ``within`` or ``loso``
+        Wildcards; ``protocol`` is ``within``, ``within_session`` or ``loso``
         (:data:`neuroattn.models.eeg_evaluation.PROTOCOLS`).
     """
     from ..data.eeg import load_epochs
@@ -117,7 +117,8 @@ def eeg_model(epochs, scores: str, pred: str, cfg: dict, align: bool, epoch_tmin
     log.info("sub-%s %s: %s, seeds %s, settings %s", subject, protocol, models, seeds, settings)
     results, meta = run_protocol(protocol, datas, subject, models, seeds=seeds, settings=settings,
                                  align=bool(align), importance=bool(cfg.get("importance", True)),
-                                 epoch_tmin=float(epoch_tmin))
+                                 epoch_tmin=float(epoch_tmin), n_folds=int(cfg.get("within_session_folds") or 5),
+                                 fold_seed=derive_seed(seed, 0))
     write_results_h5(pred, results, meta)
     write_scores(scores, result_rows(results, subject, protocol))
     log.info("wrote %s and %s", scores, Path(pred).name)
