@@ -175,3 +175,17 @@ def test_similarity_stage_writes_rows_with_ceilings(tmp_path, rng):
         similarity(betas=str(tmp_path / "b.h5"), features=str(tmp_path / "f.h5"), split=str(tmp_path / "split.tsv"),
                    scoring={"similarity": {"rsm_kind": "cosine"}}, seed=0, backbone_layers=[], backbone="net",
                    subject="01", **out)
+
+
+def test_win_fraction_is_firm_for_planted_layers_not_for_shuffled(rng):
+    layers, R, regions = _planted(rng)
+    t = similarity_table(layers, R, regions, metrics=["ssm"], n_splits=2, n_stability=10)
+    com = committed_layers(t, "ssm")
+    assert (com.win_fraction >= 0.9).all()
+    np.testing.assert_allclose(t.groupby("roi").win_fraction.sum(), 1.0)
+    # shuffled image labels: no layer wins firmly
+    perm = np.random.default_rng(3).permutation(R.shape[1])
+    shuf = committed_layers(similarity_table(layers, R[:, perm], regions, metrics=["ssm"], n_splits=2,
+                                             n_stability=10), "ssm")
+    assert shuf.win_fraction.mean() < 0.8
+    assert np.isnan(similarity_table(layers, R, regions, metrics=["ssm"], n_splits=2, n_stability=0).win_fraction).all()

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .score import Score
-from .similarity import cka, rsa, rsm_similarity, split_half_ceiling, ssm
+from .similarity import _spearman, cka, rsa, rsm, rsm_similarity, split_half_ceiling, ssm
 from .subsampling import subsample
 
 SIMILARITY_METRICS = ("rsa_spearman", "cka", "ssm")
@@ -43,7 +43,8 @@ def _compare_fn(metric: str, rsm_kind: str):
 
 def similarity_table(layers: Iterable[tuple[str, np.ndarray]], Y_reps, regions,
                      metrics: Iterable[str] = SIMILARITY_METRICS, rsm_kind: str = "pearson",
-                     n_splits: int = 10, random_state: int = 1, commit_metric: str = "ssm") -> pd.DataFrame:
+                     n_splits: int = 10, random_state: int = 1, commit_metric: str = "ssm",
+                     n_stability: int = 20, stability_fraction: float = 0.8) -> pd.DataFrame:
     """Every (region, layer, metric): value and the region's split-half ceiling.
 
     Parameters
@@ -62,12 +63,16 @@ def similarity_table(layers: Iterable[tuple[str, np.ndarray]], Y_reps, regions,
         Ceiling splits.
     commit_metric : str
         The metric whose best layer per region is marked ``committed``.
+    n_stability, stability_fraction :
+        ``ssm`` rows' ``win_fraction``: over ``n_stability`` random subsets of
+        ``stability_fraction`` of the stimuli, how often the layer has the region's highest SSM
+        (how firm the commitment is; 0 draws: NaN).
 
     Returns
     -------
     DataFrame
         ``roi, layer, depth, metric, value, ceiling, ceiling_error, n_units, n_stimuli,
-        n_features, committed``.
+        n_features, committed, win_fraction``.
     """
     R = np.asarray(Y_reps, dtype=np.float64)
     if R.ndim != 3:
@@ -89,11 +94,13 @@ def similarity_table(layers: Iterable[tuple[str, np.ndarray]], Y_reps, regions,
             c, e, _ = split_half_ceiling(R[:, :, m], _compare_fn(met, rsm_kind), n_splits=n_splits,
                                          random_state=random_state)
             ceil[(roi, met)] = (c, e)
-    rows = []
+    rows, layer_rsms = [], {}
     for depth, (layer, X) in enumerate(layers):
         X = np.asarray(X, dtype=np.float64)
         if X.shape[0] != Y.shape[0]:
             raise ValueError(f"layer {layer}: {X.shape[0]} stimuli, the responses have {Y.shape[0]}")
+        if "ssm" in metrics:
+            layer_rsms[layer] = rsm(X, rsm_kind)
         for roi in names:
             m = regions == roi
             for met in metrics:
@@ -108,15 +115,54 @@ def similarity_table(layers: Iterable[tuple[str, np.ndarray]], Y_reps, regions,
     for met, g in df.groupby("metric"):
         best = g.loc[g.groupby("roi", sort=False)["value"].idxmax()].index
         df.loc[best, "committed"] = True
+    df["win_fraction"] = np.nan
+    if "ssm" in metrics and n_stability > 0:
+        roi_rsms = {roi: rsm(Y[:, regions == roi], rsm_kind) for roi in names}
+        wins = win_fractions(layer_rsms, roi_rsms, n_stability, stability_fraction, random_state)
+        m = df.metric == "ssm"
+        df.loc[m, "win_fraction"] = [wins[(r, lay)] for r, lay in zip(df.roi[m], df.layer[m])]
     return df
 
 
+def win_fractions(layer_rsms: dict, roi_rsms: dict, n_draws: int = 20, fraction: float = 0.8,
+                  random_state: int = 1) -> dict:
+    """How often each layer has a region's highest RSM similarity over random stimulus subsets.
+
+    Parameters
+    ----------
+    layer_rsms, roi_rsms : dict of name -> (n_stimuli, n_stimuli) RSM
+    n_draws : random subsets (without replacement) of ``fraction`` of the stimuli
+    random_state : int
+
+    Returns
+    -------
+    dict
+        ``(roi, layer) -> fraction of draws`` (the fractions of one ROI sum to 1).
+    """
+    n = next(iter(roi_rsms.values())).shape[0]
+    k = max(4, int(round(fraction * n)))
+    rng = np.random.default_rng(random_state)
+    layers = list(layer_rsms)
+    counts = {(r, lay): 0 for r in roi_rsms for lay in layers}
+    iu = np.triu_indices(k, 1)
+    for _ in range(n_draws):
+        idx = np.sort(rng.choice(n, size=k, replace=False))
+        lt = {lay: M[np.ix_(idx, idx)][iu] for lay, M in layer_rsms.items()}
+        for r, M in roi_rsms.items():
+            y = M[np.ix_(idx, idx)][iu]
+            vals = [_spearman(lt[lay], y) for lay in layers]
+            counts[(r, layers[int(np.nanargmax(vals))])] += 1
+    return {key: c / n_draws for key, c in counts.items()}
+
+
 def committed_layers(table: pd.DataFrame, metric: str = "ssm") -> pd.DataFrame:
-    """Per region, the layer with the highest ``metric``: ``roi, layer, depth, value, ceiling``."""
+    """Per region, the layer with the highest ``metric``: ``roi, layer, depth, value, ceiling``
+    (and ``win_fraction`` where the table has it)."""
     d = table[(table.metric == metric) & table.committed.astype(bool)]
     if d.empty:
         raise ValueError(f"no committed rows for metric {metric!r} (metrics: {sorted(table.metric.unique())})")
-    return d[["roi", "layer", "depth", "value", "ceiling"]].sort_values("roi").reset_index(drop=True)
+    cols = ["roi", "layer", "depth", "value", "ceiling"] + (["win_fraction"] if "win_fraction" in d else [])
+    return d[cols].sort_values("roi").reset_index(drop=True)
 
 
 def hierarchy_ordered(committed: pd.DataFrame, early: str = "ret_", late: str = "cat_") -> bool:

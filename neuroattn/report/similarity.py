@@ -43,7 +43,8 @@ def ssm_commitment_section(pls_tables, similarity_tables):
     cells = {}
     for (s, roi), g in ssm.groupby(["subject", "roi"]):
         p = pls[(pls.subject == s) & (pls.roi == roi)].layer if not pls.empty else pd.Series(dtype=str)
-        cells[(roi, s)] = f"{p.iloc[0] if len(p) else '-'} / {g.layer.iloc[0]}"
+        win = g.win_fraction.iloc[0] if "win_fraction" in g else np.nan
+        cells[(roi, s)] = f"{p.iloc[0] if len(p) else '-'} / {g.layer.iloc[0]}" + (f" ({win:.0%})" if win == win else "")
     subjects = sorted(ssm.subject.unique())
     rows = [{"roi": roi, **{f"sub-{s}": cells.get((roi, s), "") for s in subjects}}
             for roi in sorted(ssm.roi.unique())]
@@ -59,7 +60,8 @@ def ssm_commitment_section(pls_tables, similarity_tables):
             "predictivity on the training images. SSM (similarity of similarity matrices, Shi et al. 2019): the "
             "layer whose RSM (kind: scoring.similarity.rsm of the config) "
             "best matches the ROI's RSM (Spearman) on the repeated test images; the same data give the value and "
-            "its split-half ceiling, so the SSM choice is descriptive (no held-out images). "
+            "its split-half ceiling, so the SSM choice is descriptive (no held-out images); in brackets, how often "
+            "that layer wins over random 80% subsets of the images. "
             f"SSM orders every retinotopic ROI before every category ROI in {n_ok} of {len(checks['ssm'])} subjects.")
     return [{"title": "Layer commitment: PLS vs SSM", "text": text, "table": table(pd.DataFrame(rows))},
             {"title": "SSM at the committed layer", "text": "Mean over subjects of the SSM at each ROI's SSM layer "
