@@ -151,3 +151,17 @@ def test_project_extractor_reads_every_tap(model):
     assert feats.grids["blocks.1.small"] == (12, 12) and feats["blocks.1.small"].shape == (5, 144, 64)
     assert feats.grids["blocks.1.large"] == (6, 6) and feats["blocks.1.large"].shape == (5, 36, 128)
     assert feats["blocks.2.fused"].shape == (5, 1, 192) and feats.pooled("pooled").shape == (5, 192)
+
+
+def test_conv_stem_dagger_embedding_keeps_token_grids():
+    """conv_stem (the paper's dagger models): three convolutions, same token grids as the patches."""
+    torch.manual_seed(0)
+    m = crossvit_tiny(conv_stem=True).eval()
+    proj = m.embed["small"].proj
+    assert isinstance(proj, torch.nn.Sequential) and [c.stride[0] for c in proj if isinstance(c, torch.nn.Conv2d)] == [4, 2, 1]
+    assert [c.stride[0] for c in m.embed["large"].proj if isinstance(c, torch.nn.Conv2d)] == [4, 2, 2]
+    _, out = run_with_taps(m, torch.randn(2, 3, 96, 96), m.layers)
+    for tap, shape in TAP_SHAPES.items():
+        assert tuple(out[f"blocks.0.{tap}"].shape) == (2,) + shape
+    with pytest.raises(ValueError, match="multiples of 4"):
+        CrossViTConfig(patch_sizes=(6, 16), conv_stem=True)

@@ -71,6 +71,11 @@ class CrossViTConfig:
         Stochastic-depth rate of the last encoder block (linearly increasing from 0, as the paper).
     qkv_bias : bool
         Biases on the query / key / value projections (the paper: True).
+    conv_stem : bool
+        CrossViT-dagger patch embedding (the paper's "†" models; Berrios & Deza trained
+        ``crossvit_18_dagger_408``): three convolutions (7x7 stride 4, then 3x3) with ReLUs instead
+        of one patch-sized linear projection; patch sizes must be multiples of 4. A convolutional
+        prior that lets the tiny model learn from a thousand images.
     """
 
     image_size: int = 96
@@ -85,6 +90,7 @@ class CrossViTConfig:
     attn_dropout: float = 0.0
     drop_path: float = 0.0
     qkv_bias: bool = True
+    conv_stem: bool = False
 
     def __post_init__(self):
         # YAML gives lists and a single int for heads: normalise to tuples so configs compare equal.
@@ -106,6 +112,8 @@ class CrossViTConfig:
             if h < 1 or w % h:
                 raise ValueError(f"CrossViTConfig: width {w} is not divisible by its {h} heads")
         for p in self.patch_sizes:
+            if self.conv_stem and p % 4:
+                raise ValueError(f"CrossViTConfig: conv_stem needs patch sizes that are multiples of 4, got {p}")
             if p < 1 or p > self.image_size:
                 raise ValueError(f"CrossViTConfig: patch size {p} does not fit image_size {self.image_size}")
 
@@ -243,13 +251,22 @@ class MultiScaleBlock(nn.Module):
         return torch.cat([cls_s, s[:, 1:]], dim=1), torch.cat([cls_l, l[:, 1:]], dim=1)
 
 
+def _conv_stem(patch, dim):
+    """The dagger patch embedding: 7x7 stride 4 (pad 3), 3x3 stride s2, 3x3 stride s3 (s2 * s3 = patch / 4)."""
+    s3 = 2 if patch % 16 == 0 else 1
+    s2 = patch // (4 * s3)
+    return nn.Sequential(nn.Conv2d(3, dim // 4, 7, stride=4, padding=3), nn.ReLU(inplace=True),
+                         nn.Conv2d(dim // 4, dim // 2, 3, stride=s2, padding=1), nn.ReLU(inplace=True),
+                         nn.Conv2d(dim // 2, dim, 3, stride=s3, padding=1))
+
+
 class PatchTokens(nn.Module):
     """Image -> [CLS, patch tokens] + learned positional embedding, for one branch."""
 
-    def __init__(self, size, patch, dim, dropout=0.0):
+    def __init__(self, size, patch, dim, dropout=0.0, conv_stem=False):
         super().__init__()
         self.size = size
-        self.proj = nn.Conv2d(3, dim, kernel_size=patch, stride=patch)
+        self.proj = _conv_stem(patch, dim) if conv_stem else nn.Conv2d(3, dim, kernel_size=patch, stride=patch)
         n = (size // patch) ** 2
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + n, dim))
@@ -286,7 +303,7 @@ class CrossViT(nn.Module):
         super().__init__()
         cfg = _replace(config or CrossViTConfig(), overrides)
         self.config = cfg
-        self.embed = nn.ModuleDict({name: PatchTokens(size, p, w, cfg.dropout) for name, size, p, w
+        self.embed = nn.ModuleDict({name: PatchTokens(size, p, w, cfg.dropout, cfg.conv_stem) for name, size, p, w
                                     in zip(BRANCHES, cfg.branch_sizes, cfg.patch_sizes, cfg.widths)})
         # stochastic depth grows linearly over the encoder blocks (longest branch per block), as the paper
         steps = [max(d) for d in cfg.depth]

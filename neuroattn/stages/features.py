@@ -52,9 +52,13 @@ def stimulus_table(bids_root) -> pd.DataFrame:
 
 
 def _backbone_kwargs(backbone: dict) -> dict:
-    """``load_backbone`` keywords of a ``features.backbones.<name>`` entry (its own default
-    ``image_size`` when the entry has none)."""
-    return {"image_size": backbone["image_size"]} if "image_size" in backbone else {}
+    """``load_backbone`` keywords of a ``features.backbones.<name>`` entry: ``image_size`` (the
+    architecture's default when the entry has none) and ``options`` (constructor keywords, e.g. a
+    CrossViT's ``conv_stem``)."""
+    kw = dict(backbone.get("options") or {})
+    if "image_size" in backbone:
+        kw["image_size"] = backbone["image_size"]
+    return kw
 
 
 def backbone_training(training: dict, backbone_config: dict) -> dict:
