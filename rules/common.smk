@@ -10,11 +10,15 @@ try:
     validate_config(config)
     from neuroattn.data import formats
 
+    # modalities: the parts the workflow runs ([eeg]: no fMRI rule is planned, and vice versa)
+    MODALITIES = list(config.get("modalities") or ["fmri", "eeg"])
     FMRI_FORMAT = config["fmri"].get("format", "bids")
     EEG_FORMAT = config["eeg"].get("format", "bids")
-    FMRI_ROOT = check_bids_root(config["fmri"]["bids_root"], "fmri") if FMRI_FORMAT == "bids" else None
-    EEG_ROOT = check_bids_root(config["eeg"]["bids_root"], "eeg") if EEG_FORMAT == "bids" else None
+    FMRI_ROOT = check_bids_root(config["fmri"]["bids_root"], "fmri") if FMRI_FORMAT == "bids" and "fmri" in MODALITIES else None
+    EEG_ROOT = check_bids_root(config["eeg"]["bids_root"], "eeg") if EEG_FORMAT == "bids" and "eeg" in MODALITIES else None
     for _sec, _fmt in (("fmri", FMRI_FORMAT), ("eeg", EEG_FORMAT)):
+        if _sec not in MODALITIES:
+            continue
         if _fmt != "bids":  # a released layout (neuroattn.data.formats): its root is required
             _root = config[_sec]["bids_root"]
             if not _root and _fmt != "moabb":
@@ -23,11 +27,22 @@ try:
                 formats.check_root(_fmt, Path(_root).expanduser() if _root else _root)
             except FileNotFoundError as exc:
                 raise ConfigError(f"config key {_sec}.bids_root: {exc}")
-    if FMRI_FORMAT != "bids":
+    if FMRI_FORMAT != "bids" and "fmri" in MODALITIES:
         FMRI_ROOT = Path(config["fmri"]["bids_root"]).expanduser()
-    if EEG_FORMAT != "bids":
+    if EEG_FORMAT != "bids" and "eeg" in MODALITIES:
         EEG_ROOT = Path(config["eeg"]["bids_root"] or ".").expanduser()
-    if FMRI_ROOT is None:  # simulated data: check the simulator's own constraints up front
+    # task: auto = the dataset's only task (neuroattn.data.eeg.resolve_task; several: an error listing them)
+    for _sec, _root, _fmt in (("fmri", FMRI_ROOT, FMRI_FORMAT), ("eeg", EEG_ROOT, EEG_FORMAT)):
+        if config[_sec]["task"] != "auto" or _sec not in MODALITIES:
+            continue
+        if _root is None:
+            raise ConfigError(f"config key {_sec}.task: 'auto' reads the task from a dataset, but {_sec}.bids_root "
+                              "is empty (simulated data); name the task")
+        if _fmt in ("bids", "fmriprep"):
+            from neuroattn.data.eeg import resolve_task
+
+            config[_sec]["task"] = resolve_task(_root, "auto", _sec)
+    if FMRI_ROOT is None and "fmri" in MODALITIES:  # simulated data: check the simulator's own constraints up front
         from neuroattn.data.simulate import params_from_config
 
         params_from_config(config["simulate"], task=config["fmri"]["task"], seed=config["seed"])
@@ -64,8 +79,8 @@ def _subjects(section, root, n_sim):
     return list_subjects(root)
 
 
-FMRI_SUBJECTS = _subjects("fmri", FMRI_ROOT, config["simulate"]["fmri"]["n_subjects"])
-EEG_SUBJECTS = _subjects("eeg", EEG_ROOT, config["simulate"]["eeg"]["n_subjects"])
+FMRI_SUBJECTS = _subjects("fmri", FMRI_ROOT, config["simulate"]["fmri"]["n_subjects"]) if "fmri" in MODALITIES else []
+EEG_SUBJECTS = _subjects("eeg", EEG_ROOT, config["simulate"]["eeg"]["n_subjects"]) if "eeg" in MODALITIES else []
 ALL_SUBJECTS = sorted(set(FMRI_SUBJECTS) | set(EEG_SUBJECTS))
 
 
@@ -182,7 +197,7 @@ def fmri_dseg(subject):
 
 def check_backbone_weights():
     """weights: train learns stimulus categories, which NSD/Algonauts stimuli lack: refuse it up front."""
-    if FMRI_FORMAT not in STIMULI_FORMATS:
+    if FMRI_FORMAT not in STIMULI_FORMATS or "fmri" not in MODALITIES:
         return
     for section in ("encode", "incontext"):
         name = config.get(section, {}).get("backbone")

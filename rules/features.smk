@@ -5,7 +5,7 @@
 # (backbone_comparison also reads encode.backbone's, first)
 COMPARISON_BACKBONES = list(dict.fromkeys([config["encode"]["backbone"], *config["scoring"].get("backbones", [])]))
 SCORE_FILES += [f"{R}/features/{b}/robustness_scores.tsv" for b in config["scoring"].get("backbones", [])
-                if backbone_cfg(b).get("weights") == "train"]
+                if backbone_cfg(b).get("weights") == "train" and FMRI_SUBJECTS]  # none without fMRI (modalities)
 
 
 rule train_backbone:

@@ -27,7 +27,7 @@ rule subject_report:
 rule group_report:
     input:
         leaderboard=f"{R}/scores/leaderboard.tsv",
-        features=expand(f"{R}/features/{{backbone}}/features.h5", backbone=sorted(ENCODED_BACKBONES)),
+        features=expand(f"{R}/features/{{backbone}}/features.h5", backbone=sorted(ENCODED_BACKBONES) if FMRI_SUBJECTS else []),  # none without fMRI
         layers=COMMITMENT_LAYER_FILES,
         subsampling=SUBSAMPLING_FILES,
         truthcheck=eeg_truth_files(),  # simulated EEG only (else empty)

@@ -162,6 +162,37 @@ def read_recording(bp):
     return raw
 
 
+def resolve_task(bids_root, task: str, section: str = "eeg") -> str:
+    """``task`` itself, or for ``auto`` the dataset's only task (:func:`mne_bids.get_entity_vals`).
+
+    Raises
+    ------
+    ValueError
+        ``auto`` with no task, or with several (listing them), in ``bids_root``.
+    """
+    if task != "auto":
+        return task
+    from mne_bids import get_entity_vals
+
+    tasks = sorted(get_entity_vals(bids_root, "task"))
+    if len(tasks) != 1:
+        raise ValueError(f"config key {section}.task: 'auto' needs a dataset with exactly one task, "
+                         f"{bids_root} has {tasks or 'none'}; set {section}.task to one of them")
+    logger.info("%s.task auto: %s (the only task of %s)", section, tasks[0], bids_root)
+    return tasks[0]
+
+
+def auto_events(paths, subject: str) -> list[str]:
+    """``eeg.events: auto``: every ``trial_type`` of the recordings' events tables (sorted), logged."""
+    types = sorted({t for bp in paths for t in read_events_table(bp)["trial_type"] if isinstance(t, str) and t not in ("", "n/a", "nan")})
+    logger.info("sub-%s: eeg.events auto -> %d trial types %s (from %s)", subject, len(types), types,
+                ", ".join(str(_events_path(bp)) for bp in paths))
+    if len(types) < 2:
+        raise ValueError(f"config key eeg.events: 'auto' found {types} in sub-{subject}'s events "
+                         f"({', '.join(str(_events_path(bp)) for bp in paths)}); at least two classes are needed")
+    return types
+
+
 # --------------------------------------------------------------------------------------------
 # preprocessing
 # --------------------------------------------------------------------------------------------
@@ -299,12 +330,15 @@ def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
     import mne
 
     cfg = preprocess_settings(cfg)
+    if cfg["tmax"] <= cfg["tmin"]:
+        raise ValueError(f"config eeg.tmax ({cfg['tmax']}) must exceed eeg.tmin ({cfg['tmin']})")
+    task = resolve_task(bids_root, cfg["task"], "eeg") if cfg["task"] == "auto" else cfg["task"]
+    paths = find_recordings(bids_root, subject, task)
+    if cfg["events"] == "auto":
+        cfg = {**cfg, "events": auto_events(paths, subject)}
     mapping = event_mapping(cfg["events"])
     classes = list(mapping)
     known_types = {t for types in mapping.values() for t in types}
-    if cfg["tmax"] <= cfg["tmin"]:
-        raise ValueError(f"config eeg.tmax ({cfg['tmax']}) must exceed eeg.tmin ({cfg['tmin']})")
-    paths = find_recordings(bids_root, subject, cfg["task"])
     tables, all_epochs, seen, ch_names, sfreq = [], [], set(), None, None
     for bp in paths:
         src = str(bp.fpath)

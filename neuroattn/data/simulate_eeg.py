@@ -307,7 +307,8 @@ def simulate_from_config(root, sim: dict, *, task: str, events, seed: int) -> Pa
     """Run :func:`simulate_eeg_dataset` from the ``simulate.eeg`` config section.
 
     ``events`` is config ``eeg.events``: a list of class names, or a mapping label ->
-    trial_type value(s), in which case events.tsv uses each label's first value.
+    trial_type value(s), in which case events.tsv uses each label's first value; ``auto``: every
+    class of :data:`~neuroattn.data.simulate_eeg_signal.CLASSES`.
     """
     keys = {
         "n_subjects", "n_sessions", "n_runs", "trials_per_class_per_run", "sfreq", "format", "snr",
@@ -320,6 +321,10 @@ def simulate_from_config(root, sim: dict, *, task: str, events, seed: int) -> Pa
     if "trials_per_class_per_run" in kw:
         kw["trials_per_class_per_run"] = int(kw["trials_per_class_per_run"])
     trial_types = None
+    if events == "auto":  # classes from the data: every class the simulator makes
+        from .simulate_eeg_signal import CLASSES
+
+        events = list(CLASSES)
     if isinstance(events, dict):  # label -> trial_type value(s): write the first one
         trial_types = {k: str(v if isinstance(v, (str, int)) else list(v)[0]) for k, v in events.items()}
     return simulate_eeg_dataset(root, classes=list(events), trial_types=trial_types, task=task, seed=seed, **kw)
