@@ -102,6 +102,9 @@ rule leaderboard:
         scores=SCORE_FILES,
     output:
         table=f"{R}/scores/leaderboard.tsv",
+    params:
+        backbones=list(config["features"]["backbones"]),
+        incontext=config["incontext"],
     log:
         f"{R}/logs/leaderboard.log",
     conda:

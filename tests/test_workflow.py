@@ -38,7 +38,8 @@ def tiny_run(tmp_path_factory):
 def test_tiny_workflow_produces_contract_outputs(tiny_run):
     results, _ = tiny_run
     lb = pd.read_csv(results / "scores" / "leaderboard.tsv", sep="\t", dtype={"subject": str})
-    assert list(lb.columns) == ["subject", "modality", "model", "target", "metric", "value", "ceiling", "error", "n"]
+    assert list(lb.columns) == ["subject", "modality", "model", "family", "backbone", "layer", "k", "protocol", "target",
+                                "metric", "value", "ceiling", "chance", "error", "n", "n_kind"]
     assert set(lb.modality) == {"fmri", "eeg"}
     models = set(lb.model)
     for m in ["routing", "ridge_pooled", "ridge_grid", "spatial_feature", "basenet", "csp_lda", "ts_lr"]:

@@ -162,7 +162,8 @@ def heldout_scores(commitment: Commitment, backbone: str, noise_ceiling, regions
     metrics ``pearson_r`` (median over the region's units of the held-out r, with its bootstrap
     error), ``ceiled_ev`` (that median squared over the region's median noise ceiling) and
     ``noise_normalized_r2`` (median over units of max(r, 0)^2 / NC); ``ceiling`` the median noise
-    ceiling of the units.
+    ceiling of the units (variance scale), its square root for ``pearson_r`` (the leaderboard sets
+    the normalised metrics' ceiling to 1).
 
     Returns
     -------
@@ -188,8 +189,10 @@ def heldout_scores(commitment: Commitment, backbone: str, noise_ceiling, regions
             ceil = float(np.nanmedian(nc[m])) if np.isfinite(nc[m]).any() else float("nan")
             nnr2 = noise_normalized_r2(r[ok], nc[m][ok])
             err = commitment.heldout_error.get((layer, roi))
+            # pearson_r's ceiling on the r scale: sqrt of the (variance-scale) noise ceiling
+            ceil_r = float(np.sqrt(ceil)) if np.isfinite(ceil) and ceil > 0 else float("nan")
             out.append((model, roi, "pearson_r", Score(med_r, error=float("nan") if err is None else err,
-                                                       ceiling=ceil, meta={"n": int(ok.sum())})))
+                                                       ceiling=ceil_r, meta={"n": int(ok.sum())})))
             out.append((model, roi, "ceiled_ev", Score(ceiled_explained_variance(med_r, ceil), ceiling=ceil,
                                                        meta={"n": int(ok.sum())})))
             if np.isfinite(nnr2).any():

@@ -12,7 +12,8 @@ import pandas as pd  # noqa: E402
 def metric_bars(df: pd.DataFrame, metric: str, title: str | None = None):
     """Bars of ``metric`` per target (x) and model (colour): mean over subjects, error = SEM.
 
-    Ceilings, when present, are drawn as black ticks over the bars.
+    Ceilings (on the metric's scale) and chance levels, when present, are drawn as black and red
+    ticks over the bars.
     """
     d = df[df.metric == metric]
     targets = sorted(d.target.unique())
@@ -28,6 +29,9 @@ def metric_bars(df: pd.DataFrame, metric: str, title: str | None = None):
     ceil = d.groupby("target")["ceiling"].mean().reindex(targets)
     if ceil.notna().any():
         ax.scatter(x, ceil, marker="_", s=400, color="k", label="ceiling", zorder=3)
+    chance = d.groupby("target")["chance"].mean().reindex(targets) if "chance" in d else None
+    if chance is not None and chance.notna().any():
+        ax.scatter(x, chance, marker="_", s=400, color="tab:red", label="chance", zorder=3)
     ax.set_xticks(x, targets, rotation=30, ha="right")
     ax.set_ylabel(metric)
     ax.set_title(title or metric)

@@ -107,6 +107,8 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     routing_truth_tables : simulated-fMRI routing truth-check tables (rule ``routing_truth``)
     """
     lb = read_scores(leaderboard)
+    pooled = lb[lb.subject == "group"]
+    lb = lb[lb.subject != "group"]  # the figures and tables below average the subjects' rows themselves
     sections = []
     for modality, metric in (("fmri", "noise_normalized_r2"), ("eeg", "accuracy")):
         d = lb[(lb.modality == modality) & (lb.metric == metric) & ~lb.model.str.match(r".+(_k\d+|_layer\d+)$")]
@@ -119,7 +121,9 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
             d = d[~d.model.str.contains("_k\\d+$")] if d.model.str.contains("_k\\d+$").any() and metric not in {"top1", "top5", "cosine"} else d
             if len(d):
                 figs.append({"uri": fig_to_uri(figures.metric_bars(d, metric, f"{modality}: {metric}")),
-                             "caption": f"{modality} {metric}: mean over subjects, error bars SEM; black ticks: ceiling"})
+                             "caption": f"{modality} {metric}: mean over subjects, error bars SEM"
+                                        + ("; black ticks: ceiling" if d.ceiling.notna().any() else "")
+                                        + ("; red ticks: chance" if d.chance.notna().any() else "")})
     sections.append({"title": "Scores by metric", "figures": figs})
     ic = lb[lb.model.str.match(r".+_k\d+$") & lb.metric.isin(["top1", "top5"])]
     if len(ic):

@@ -29,13 +29,14 @@ def _scores_section(lb, subject):
         if not len(g):
             continue
         pivot = g.pivot_table(index="model", columns="target", values="value", aggfunc="mean").reset_index()
-        ceil = g.groupby("target")["ceiling"].median()
         text = f"{metric} of every {modality} model (rows) per target (columns)."
-        if ceil.notna().any():
-            text += " Median noise ceilings: " + ", ".join(f"{t} {c:.2f}" for t, c in ceil.dropna().items()) + "."
+        if metric == "noise_normalized_r2":
+            text += " Already divided by each voxel's noise ceiling: 1 is the ceiling."
         fig = figures.metric_bars(g, metric, f"sub-{subject} {modality}: {metric}")
+        cap = metric + ("; black ticks: ceiling" if g.ceiling.notna().any() else "") + \
+            ("; red ticks: chance" if g.chance.notna().any() else "")
         sections.append({"title": f"{modality.upper()} scores", "text": text, "table": table(pivot),
-                         "figures": [{"uri": fig_to_uri(fig), "caption": f"{metric}; black ticks: noise ceiling where defined"}]})
+                         "figures": [{"uri": fig_to_uri(fig), "caption": cap}]})
     ic = d[d.model.str.match(r".+_k\d+$")]
     if len(ic):
         pivot = ic.pivot_table(index="model", columns="metric", values="value", aggfunc="mean").reset_index()

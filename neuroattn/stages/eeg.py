@@ -120,12 +120,13 @@ def eeg_model(epochs, scores: str, pred: str, cfg: dict, align: bool, epoch_tmin
                                  epoch_tmin=float(epoch_tmin), n_folds=int(cfg.get("within_session_folds") or 5),
                                  fold_seed=derive_seed(seed, 0))
     write_results_h5(pred, results, meta)
-    write_scores(scores, result_rows(results, subject, protocol))
+    write_scores(scores, result_rows(results, subject, protocol, n_classes=len(meta["classes"])))
     log.info("wrote %s and %s", scores, Path(pred).name)
 
 
-def result_rows(results, subject: str, protocol: str) -> list[dict]:
-    """Leaderboard rows: accuracy and kappa per model, mean (value) and sd (error) over seeds."""
+def result_rows(results, subject: str, protocol: str, n_classes: int | None = None) -> list[dict]:
+    """Leaderboard rows: accuracy and kappa per model, mean (value) and sd (error) over seeds;
+    ``n_classes`` gives the accuracy's chance level (1/n_classes)."""
     from ..leaderboard import score_row
 
     rows = []
@@ -133,7 +134,7 @@ def result_rows(results, subject: str, protocol: str) -> list[dict]:
         for metric, vals in (("accuracy", r.accuracy), ("kappa", r.kappa)):
             err = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
             rows.append(score_row(subject, "eeg", r.name, protocol, metric, float(np.mean(vals)),
-                                  error=err, n=len(r.y_true)))
+                                  error=err, n=len(r.y_true), n_classes=n_classes))
     return rows
 
 

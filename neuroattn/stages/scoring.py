@@ -287,8 +287,9 @@ def similarity(betas: str, features: str, split: str, scores: str, layers: str, 
 
 
 @register("leaderboard")
-def leaderboard(scores: list, table: str) -> None:
-    """Rule ``leaderboard``: every scoring job's TSV gathered into ``results/scores/leaderboard.tsv``.
+def leaderboard(scores: list, table: str, backbones: list = (), incontext: dict | None = None) -> None:
+    """Rule ``leaderboard``: every scoring job's TSV gathered into ``results/scores/leaderboard.tsv``,
+    plus the pooled ``subject = group`` rows (mean, SEM over subjects).
 
     Parameters
     ----------
@@ -296,9 +297,16 @@ def leaderboard(scores: list, table: str) -> None:
         The per-job score TSVs.
     table : str
         Output leaderboard (sorted, byte-stable: :func:`neuroattn.leaderboard.gather`).
+    backbones : list of str
+        ``features.backbones``' names (they split ``<backbone>_<layer>`` model names).
+    incontext : dict, optional
+        The ``incontext`` section: its ``backbone`` / ``layer`` fill the in-context rows' columns.
     """
     from ..leaderboard import gather
 
     scores = [str(p) for p in scores]
-    df = gather(scores, table)
-    log.info("leaderboard: %d rows from %d files", len(df), len(scores))
+    df = gather(scores, table, backbones=list(backbones or ()),
+                features={fam: (incontext.get("backbone"), incontext.get("layer"))
+                          for fam in ("incontext", "ridge_context", "aligned_ridge")} if incontext else None)
+    log.info("leaderboard: %d rows from %d files (%d pooled over subjects)", len(df), len(scores),
+             int((df.subject == "group").sum()))
