@@ -37,11 +37,46 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"unknown config key(s): {keys} (allowed here: {', '.join(allowed)})"
     if error.validator == "required":
         return f"config key {_key(error)}: {error.message}"
+    if error.validator == "enum":
+        allowed = ", ".join("null" if v is None else str(v) for v in error.validator_value)
+        return f"config key {_key(error)}: {error.instance!r} is not allowed (allowed: {allowed})"
+    if error.validator == "pattern":
+        return f"config key {_key(error)}: {error.instance!r} {_pattern_hint(error)}"
     return f"config key {_key(error)}: {error.message}"
 
 
-def validate_config(config: dict, schema: dict | None = None) -> dict:
-    """Validate ``config`` against the workflow schema.
+def _pattern_hint(error: jsonschema.ValidationError) -> str:
+    """A pattern failure in words: the allowed names (EEG models) or the form, never the regex."""
+    value = str(error.instance)
+    if value.startswith("sub-"):
+        return f"has the 'sub-' prefix: write the label only ({value[4:]!r})"
+    if "basenet" in error.validator_value:
+        names = _pattern_names(error.validator_value)
+        return f"is not an EEG model (allowed: {', '.join(names)})"
+    if error.validator_value == "^[a-zA-Z0-9]+$":
+        return "is not a label (letters and digits only)"
+    if error.validator_value.startswith("^[a-zA-Z0-9]+(_"):
+        return "is not a name (letters and digits, words joined by '_')"
+    return f"does not have the expected form ({error.validator_value})"
+
+
+def _pattern_names(pattern: str) -> list[str]:
+    """The names an anchored alternation pattern such as ``^(a(_(b|c))?|d)$`` matches."""
+    import re
+
+    body = pattern.strip("^$")
+    m = re.fullmatch(r"\((\w+)\(_\(([\w|]+)\)\)\?\|([\w|]+)\)", body)
+    if not m:
+        return [body]
+    base, suffixes, rest = m.groups()
+    return [base, *(f"{base}_{s}" for s in suffixes.split("|")), *rest.split("|")]
+
+
+def validate_config(config: dict, schema: dict | None = None, semantics: bool = True) -> dict:
+    """Validate ``config`` against the workflow schema, then (``semantics``) the checks the schema
+    cannot express (:func:`neuroattn.config_checks.check_semantics`: backbones and layers named
+    but not defined, unknown architectures, ``eeg.tmin >= eeg.tmax``, context sizes below
+    ``incontext.min_context``, ``sub-`` prefixed subjects).
 
     Parameters
     ----------
@@ -65,6 +100,12 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
+    if semantics:
+        from .config_checks import check_semantics
+
+        problems = check_semantics(config)
+        if problems:
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return config
 
 
