@@ -27,3 +27,12 @@ rule all:
         f"{R}/report.html",
         expand(f"{R}/sub-{{subject}}/report.html", subject=ALL_SUBJECTS),
     default_target: True
+
+
+
+onsuccess:
+    # the run ends by saying where to look (the pages exist once rule all has run)
+    if Path(R, "report.html").is_file():
+        print(f"neuroattn: group report {Path(R, 'report.html').resolve()} "
+              f"(subjects: {Path(R).resolve()}/sub-<subject>/report.html)")
+    print(f"neuroattn: leaderboard {Path(R, 'scores', 'leaderboard.tsv').resolve()}")
