@@ -127,6 +127,16 @@ def read_events_table(bp) -> pd.DataFrame:
     return ev
 
 
+def recording_files(bp) -> str:
+    """The recording's file(s) for messages: a BrainVision header with its binary, an EEGLAB .set
+    with its .fdt (when present), else the file itself."""
+    f = Path(bp.fpath)
+    extra = {".vhdr": ".eeg", ".set": ".fdt"}.get(f.suffix)
+    if extra and f.with_suffix(extra).exists():
+        return f"{f} (data {f.with_suffix(extra).name})"
+    return str(f)
+
+
 def read_recording(bp):
     """Read one BIDS EEG recording (preloaded), refusing truncated/corrupt files and NaNs.
 
@@ -151,9 +161,9 @@ def read_recording(bp):
     for w in caught:
         msg = str(w.message)
         if "does not match the file size" in msg or "truncat" in msg.lower():
-            raise ValueError(f"{fpath}: truncated or corrupt EEG file ({msg})")
+            raise ValueError(f"{recording_files(bp)}: truncated or corrupt EEG file ({msg})")
         if "outside data range" in msg:
-            raise ValueError(f"{_events_path(bp)}: events past the end of the recording {fpath} ({msg})")
+            raise ValueError(f"{_events_path(bp)}: events past the end of the recording {recording_files(bp)} ({msg})")
         logger.debug("%s: %s", fpath, msg)
     data = raw.get_data()
     if not np.isfinite(data).all():
@@ -250,7 +260,7 @@ def concat_epochs(epochs_list, tables, classes, who: str):
     return epochs, table
 
 
-def epoch_recording(raw, events_table, classes, *, tmin, tmax, reject_uv, meta, source=""):
+def epoch_recording(raw, events_table, classes, *, tmin, tmax, reject_uv, meta, source="", recording=""):
     """Epochs of the configured classes in one recording.
 
     ``classes`` is config ``eeg.events`` (a list of names or a label -> trial_type(s) mapping,
@@ -277,7 +287,7 @@ def epoch_recording(raw, events_table, classes, *, tmin, tmax, reject_uv, meta, 
     late = onset + tmax > end + 1e-9
     if late.any() or (onset + tmin < -1e-9).any():
         raise ValueError(
-            f"{source}: {int(late.sum())} event(s) past the end of the recording "
+            f"{source}: {int(late.sum())} event(s) past the end of the recording {recording} "
             f"(last epoch ends at {onset.max() + tmax:.3f} s, recording lasts {end:.3f} s)"
         )
     samples = np.round(onset * sfreq).astype(int) + raw.first_samp
@@ -295,7 +305,37 @@ def epoch_recording(raw, events_table, classes, *, tmin, tmax, reject_uv, meta, 
     )
     reasons = [", ".join(r) for r in epochs.drop_log]
     table = md.assign(kept=[r == "" for r in reasons], drop_reason=[r or _NA for r in reasons])
+    check_cue_coverage(events_table, to_label, table, source, recording)
     return epochs, table
+
+
+#: ``drop_log`` reasons that are not a rejection (amplitude: channel names; bad segments: BAD_*):
+#: the recording did not cover the cue.
+_UNCOVERED = ("NO_DATA", "TOO_SHORT", "IGNORED")
+
+
+def check_cue_coverage(events_table, to_label: dict, table, events_file, recording) -> None:
+    """Refuse cues of ``events_file`` that made no epoch for a reason the rejection table does not
+    explain (the recording ``recording`` does not cover them: truncated file, wrong onsets).
+
+    Every cue of a configured ``trial_type`` must have a row in ``table``, kept or dropped by
+    amplitude rejection or a ``BAD_*`` annotation.
+
+    Raises
+    ------
+    ValueError
+        Naming both files, the count of cues and of epochs accounted for.
+    """
+    n_cues = int(events_table["trial_type"].isin(to_label).sum())
+    reasons = table["drop_reason"].astype(str) if len(table) else pd.Series([], dtype=str)
+    uncovered = reasons.map(lambda r: any(u in r.split(", ") for u in _UNCOVERED))
+    accounted = int(len(table) - uncovered.sum())
+    if accounted != n_cues:
+        raise ValueError(
+            f"{events_file}: {n_cues} cue(s) of the configured classes, but the recording {recording} gives "
+            f"{accounted} epoch(s) kept or rejected ({int(table['kept'].sum()) if len(table) else 0} kept); "
+            f"{n_cues - accounted} cue(s) not covered by the recording ({sorted(set(reasons[uncovered]))}): "
+            "truncated file or onsets past its end")
 
 
 def preprocess_settings(cfg: dict | None = None) -> dict:
@@ -353,7 +393,7 @@ def preprocess_subject(bids_root, subject: str, cfg: dict | None = None):
         meta = {"subject": subject, "session": bp.session or _NA, "run": bp.run or _NA}
         epochs, table = epoch_recording(
             raw, events, mapping, tmin=cfg["tmin"], tmax=cfg["tmax"], reject_uv=cfg["reject_uv"],
-            meta=meta, source=f"{_events_path(bp)}",
+            meta=meta, source=f"{_events_path(bp)}", recording=recording_files(bp),
         )
         if ch_names is None:
             ch_names, sfreq = epochs.ch_names, epochs.info["sfreq"]
