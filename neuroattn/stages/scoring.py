@@ -283,7 +283,7 @@ def similarity(betas: str, features: str, split: str, scores: str, layers: str, 
         with atomic_path(path) as tmp:
             df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     com = table[(table.metric == "ssm") & table.committed]
-    log.info("sub-%s SSM commitment: %s", subject, dict(zip(com.roi, com.layer)))
+    log.info("sub-%s SSM commitment: %s", subject, {str(r): str(lay) for r, lay in zip(com.roi, com.layer)})
 
 
 @register("leaderboard")
