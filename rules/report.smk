@@ -14,6 +14,7 @@ rule subject_report:
         html=report(f"{R}/sub-{{subject}}/report.html", category="Subjects", labels={"subject": "{subject}"}),
     params:
         config=config,
+        configfiles=[str(f) for f in workflow.configfiles],
         dseg=lambda w: fmri_dseg(w.subject),
         stimuli_dir=stimuli_dir(),
     log:
@@ -36,6 +37,7 @@ rule group_report:
         html=report(f"{R}/report.html", category="Group"),
     params:
         config=config,
+        configfiles=[str(f) for f in workflow.configfiles],
     log:
         f"{R}/logs/report/group.log",
     conda:

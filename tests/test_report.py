@@ -115,3 +115,45 @@ def test_topomap_values_follow_channel_names_when_a_middle_channel_is_missing(mo
     monkeypatch.setattr(mne.viz, "plot_topomap", lambda values, *a, **k: drawn.append(np.asarray(values)))
     subject._topomaps(imp, model_chs, ["left"], info, "t")
     np.testing.assert_array_equal(drawn[0], [1.0, 3.0, 4.0])   # Fz, Pz, Oz; not [1, 2, 3]
+
+
+def test_group_page_opens_with_provenance_links_subjects_and_ranks(tmp_path):
+    """Issue 18: what produced the page first, subject links, a ranked mean +- SEM summary, the TSV linked."""
+    from neuroattn.leaderboard import gather
+
+    rows = []
+    vals = {"routing": [0.5, 0.7], "ridge_pooled": [0.2, 0.3]}
+    for i, s in enumerate(["01", "02"]):
+        for model, v in vals.items():
+            rows.append(score_row(s, "fmri", model, "ret_V1", "noise_normalized_r2", v[i], ceiling=0.6, n=40))
+        rows.append(score_row(s, "fmri", "incontext_k10", "all", "top1", 0.1, n=50))
+    write_scores(tmp_path / "part.tsv", rows)
+    (tmp_path / "scores").mkdir()
+    lb = tmp_path / "scores" / "leaderboard.tsv"
+    gather([tmp_path / "part.tsv"], lb)
+    out = tmp_path / "report.html"
+    html = build_group_report(out, lb, CONFIG, configfiles=["config/config.yaml", "my.yaml"])
+    head = html[html.index("<h1>"):html.index("<nav>")]
+    for key in ("fMRI data", "simulated", "built", "git commit", "command", "config/config.yaml, my.yaml", "device"):
+        assert key in head, key
+    assert "<td>cpu" in head  # the device used, not the config's 'auto'
+    assert 'href="sub-01/report.html"' in html and 'href="sub-02/report.html"' in html
+    assert 'href="scores/leaderboard.tsv"' in html
+    assert "<td>incontext_k10</td><td>all</td>" not in html  # the leaderboard is linked, not inlined
+    assert "overflow-x: auto" in html and html.count('<div class="scroll">') >= 2
+    summary = html[html.index("Ranked summary"):]
+    first = summary.index("<td>routing</td>")
+    assert first < summary.index("<td>ridge_pooled</td>")  # ranked by the mean
+    sem = np.std([0.5, 0.7], ddof=1) / np.sqrt(2)
+    assert f"<td>{0.6:.3f} ± {sem:.3f}</td>" in summary  # mean +- SEM over subjects
+    assert f"<td>{1 / 50:.3f}</td>" in summary  # top1 chance 1/n_candidates
+
+
+def test_subject_page_opens_with_provenance_and_links_the_group_page(tmp_path, leaderboard):
+    from neuroattn.report.subject import build_subject_report
+
+    out = tmp_path / "sub-01" / "report.html"
+    out.parent.mkdir()
+    html = build_subject_report(out, "01", leaderboard, CONFIG, configfiles=["config/config.yaml"])
+    assert html.index("git commit") < html.index("<nav>")
+    assert 'href="../report.html"' in html

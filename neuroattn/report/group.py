@@ -1,6 +1,7 @@
 """The group page: the leaderboard table and one plot per metric and modality."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from . import figures
 from .html import fig_to_uri, render_page, table
 from .eeg_maps import group_truth_section
 from .provenance import provenance
+from .summary import page_header, ranked_summary
 from .similarity import SIMILARITY_DESC, SSM_CURVES_DESC, ssm_commitment_section, ssm_subsampling_section
 
 
@@ -92,7 +94,7 @@ def routing_truth_section(tables):
 
 
 def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=(), subsampling_tables=(),
-                       eeg_truth_tables=(), routing_truth_tables=()):
+                       eeg_truth_tables=(), routing_truth_tables=(), configfiles=()):
     """Write ``results/report.html``.
 
     Parameters
@@ -105,6 +107,7 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     subsampling_tables : subsampling tables per subject
     eeg_truth_tables : simulated-EEG truth-check tables per subject (rule ``eeg_truth``)
     routing_truth_tables : simulated-fMRI routing truth-check tables (rule ``routing_truth``)
+    configfiles : the config files of the run, in merge order (shown at the top)
     """
     lb = read_scores(leaderboard)
     pooled = lb[lb.subject == "group"]
@@ -163,9 +166,24 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     truth = group_truth_section(eeg_truth_tables) if eeg_truth_tables else None
     if truth:
         sections.append(truth)
-    sections.append({"title": "Leaderboard", "text": f"{len(lb)} rows (results/scores/leaderboard.tsv).",
-                     "table": table(lb)})
+    lb_path = Path(leaderboard)
+    rel = os.path.relpath(lb_path.resolve(), Path(out).resolve().parent)
+    sections.append({"title": "Leaderboard",
+                     "text": f"{len(lb) + len(pooled)} rows ({len(pooled)} of them pooled over subjects, subject "
+                             "'group'), one per score; columns and their meaning: README, 'leaderboard.tsv'.",
+                     "links": [{"href": rel, "text": f"leaderboard.tsv ({rel})"}]})
     subjects = sorted(s for s in lb.subject.astype(str).unique() if s != "group")
-    sections.insert(0, {"title": "Subjects", "text": "Per-subject pages: " + ", ".join(f"sub-{s}/report.html" for s in subjects)})
+    summary = [{"title": t, "table": table(d)} for t, d in ranked_summary(lb)]
+    head = [{"title": "Subjects", "text": f"{len(subjects)} subject pages:",
+             "links": [{"href": f"sub-{s}/report.html", "text": f"sub-{s}"} for s in subjects]}]
+    if summary:
+        head.append({"title": "Ranked summary",
+                     "text": "Per metric and target kind (ROI prefix: ret = retinotopic, cat = category, all = every "
+                             "voxel; EEG: protocol), models ranked by their mean over subjects (each subject's value "
+                             "of a kind: mean over its ROIs) ± SEM over subjects. chance: expected without "
+                             "information; ceiling: on the metric's scale (1 for noise-normalised metrics); empty "
+                             "where undefined. Per-layer rows: see the commitment section and the TSV.",
+                     "tables": summary})
+    sections = head + sections
     return render_page(out, title="neuroattn: group report", sections=sections,
-                       provenance=provenance(config, feature_paths))
+                       provenance=provenance(config, feature_paths), header=page_header(config, configfiles))

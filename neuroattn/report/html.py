@@ -28,7 +28,8 @@ def fig_to_uri(fig, dpi: int = 90) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def render_page(path: str | Path, *, title: str, sections: list[dict], provenance: dict | None = None) -> str:
+def render_page(path: str | Path, *, title: str, sections: list[dict], provenance: dict | None = None,
+                header: dict | None = None) -> str:
     """Render one self-contained page and write it atomically.
 
     Parameters
@@ -39,11 +40,17 @@ def render_page(path: str | Path, *, title: str, sections: list[dict], provenanc
         Page title (escaped).
     sections : list of dict
         Each has ``title`` and any of ``text`` (str), ``note`` (str), ``figures`` (list of
-        {"uri", "caption"}), ``table`` ({"columns": [...], "rows": [[...], ...]}).
+        {"uri", "caption"}), ``table`` ({"columns": [...], "rows": [[...], ...]}), ``tables``
+        (list of {"title", "table"}), ``links`` (list of {"href", "text"}). Tables scroll
+        sideways inside the page when wider than it.
     provenance : dict, optional
         Key/value pairs shown at the end of the page.
+    header : dict, optional
+        Key/value pairs shown first, under the title (what produced the page:
+        :func:`neuroattn.report.summary.page_header`).
     """
-    html = _ENV.get_template("page.html").render(title=title, sections=sections, provenance=provenance or {})
+    html = _ENV.get_template("page.html").render(title=title, sections=sections, provenance=provenance or {},
+                                                 header=header or {})
     with atomic_path(path) as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
     return html

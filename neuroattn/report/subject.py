@@ -12,6 +12,7 @@ from ..leaderboard import read_scores
 from . import figures
 from .html import fig_to_uri, render_page, table
 from .provenance import provenance
+from .summary import page_header
 from .eeg_maps import PATTERN_CAPTION, channel_picks, pattern_grid, truth_section
 
 
@@ -197,15 +198,18 @@ def _topomaps(imp, ch_names, classes, info, title):
 
 def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=None, split=None,
                          stimuli_dir=None, routing_preds=(), decode_pred=None, epochs=None,
-                         epochs_table=None, eeg_preds=(), eeg_truth=None, feature_paths=(), routing_truth=()):
+                         epochs_table=None, eeg_preds=(), eeg_truth=None, feature_paths=(), routing_truth=(),
+                         configfiles=()):
     """Write ``results/sub-<subject>/report.html`` from whatever inputs this subject has.
 
     Parameters are paths; absent modalities are simply left out of the page. ``eeg_truth``: the
-    simulated-EEG truth-check table (rule ``eeg_truth``).
+    simulated-EEG truth-check table (rule ``eeg_truth``); ``configfiles``: the run's config files
+    (shown at the top).
     """
     lb = read_scores(leaderboard)
     n_examples = config.get("report", {}).get("n_examples", 6)
-    sections = _scores_section(lb, subject)
+    sections = [{"title": "Group page", "links": [{"href": "../report.html", "text": "all subjects (../report.html)"}]}]
+    sections += _scores_section(lb, subject)
     test_images = None
     if split:
         from ..data.splits import read_split
@@ -235,4 +239,4 @@ def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=
     sections.append({"title": "All scores", "text": "This subject's rows of results/scores/leaderboard.tsv.",
                      "table": table(d)})
     return render_page(out, title=f"neuroattn: sub-{subject}", sections=sections,
-                       provenance=provenance(config, feature_paths))
+                       provenance=provenance(config, feature_paths), header=page_header(config, configfiles))

@@ -23,7 +23,7 @@ def _many(paths) -> list:
 @register("subject_report")
 def subject_report(html: str, subject: str, leaderboard: str, config: dict, dseg=None, stimuli_dir=None,
                    betas=None, split=None, features=None, routing=None, routing_truth=None, decode=None,
-                   epochs=None, epochs_table=None, eeg_preds=None, truthcheck=None) -> None:
+                   epochs=None, epochs_table=None, eeg_preds=None, truthcheck=None, configfiles=()) -> None:
     """Rule ``subject_report``: ``results/sub-<subject>/report.html`` from whatever inputs the
     subject has (:func:`neuroattn.report.subject.build_subject_report`).
 
@@ -41,6 +41,8 @@ def subject_report(html: str, subject: str, leaderboard: str, config: dict, dseg
         The subject's ROI atlas and the stimulus folder.
     betas, split, features, routing, routing_truth, decode, epochs, epochs_table, eeg_preds, truthcheck
         Optional inputs (lists of zero or more paths); absent modalities are left out of the page.
+    configfiles : list of str
+        The run's config files in merge order (the page's header).
     """
     from ..report.subject import build_subject_report
 
@@ -48,12 +50,12 @@ def subject_report(html: str, subject: str, leaderboard: str, config: dict, dseg
         html, subject, leaderboard, config, betas=_one(betas), dseg=dseg, split=_one(split),
         stimuli_dir=stimuli_dir, routing_preds=_many(routing), decode_pred=_one(decode), epochs=_one(epochs),
         epochs_table=_one(epochs_table), eeg_preds=_many(eeg_preds), eeg_truth=_one(truthcheck),
-        feature_paths=_many(features), routing_truth=_many(routing_truth))
+        feature_paths=_many(features), routing_truth=_many(routing_truth), configfiles=_many(configfiles))
 
 
 @register("group_report")
 def group_report(html: str, leaderboard: str, config: dict, features=(), layers=(), subsampling=(),
-                 truthcheck=(), routing_truth=()) -> None:
+                 truthcheck=(), routing_truth=(), configfiles=()) -> None:
     """Rule ``group_report``: ``results/report.html``, the leaderboard table and plots
     (:func:`neuroattn.report.group.build_group_report`).
 
@@ -66,9 +68,11 @@ def group_report(html: str, leaderboard: str, config: dict, features=(), layers=
     features, layers, subsampling, truthcheck, routing_truth : list of str
         Feature stores (provenance), layer-commitment tables, subsampling curves, simulated-EEG and
         simulated-routing truth tables (empty on real data).
+    configfiles : list of str
+        The run's config files in merge order (the page's header).
     """
     from ..report.group import build_group_report
 
     build_group_report(html, leaderboard, config, feature_paths=_many(features), layer_tables=_many(layers),
                        subsampling_tables=_many(subsampling), eeg_truth_tables=_many(truthcheck),
-                       routing_truth_tables=_many(routing_truth))
+                       routing_truth_tables=_many(routing_truth), configfiles=_many(configfiles))
