@@ -135,6 +135,7 @@ def test_ssm_subsampling_and_flattening(rng):
     assert flattening_size([10, 20, 40], [0.5, 0.96, 1.0]) == 20
     assert flattening_size([10, 20, 40], [0.5, 0.9, 1.0]) == 40
     assert np.isnan(flattening_size([10, 20], [0.1, -0.1]))
+    assert flattening_size([10, 20, 40, 80], [1.2, 0.5, 0.97, 1.0]) == 40  # a lucky small subset does not count
 
 
 def test_similarity_stage_writes_rows_with_ceilings(tmp_path, rng):

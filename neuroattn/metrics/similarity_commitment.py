@@ -182,13 +182,15 @@ def similarity_scores(table: pd.DataFrame, backbone: str) -> list[tuple[str, str
 
 
 def flattening_size(sizes, mean, fraction: float = 0.95) -> float:
-    """Smallest size whose mean reaches ``fraction`` of the full-size (last) mean; NaN when the
+    """Smallest size from which the mean stays at or above ``fraction`` of the full-size (last)
+    mean at every larger size (a noisy small size above it does not count); NaN when the
     full-size mean is not positive."""
     sizes, mean = np.asarray(sizes), np.asarray(mean, dtype=np.float64)
     if not len(mean) or not np.isfinite(mean[-1]) or mean[-1] <= 0:
         return float("nan")
-    ok = np.flatnonzero(np.isfinite(mean) & (mean >= fraction * mean[-1]))
-    return float(sizes[ok[0]])
+    ok = np.isfinite(mean) & (mean >= fraction * mean[-1])
+    below = np.flatnonzero(~ok)
+    return float(sizes[below[-1] + 1 if len(below) else 0])
 
 
 def ssm_subsampling(X, Y, rsm_kind: str = "pearson", n_draws: int = 3, random_state: int = 0,

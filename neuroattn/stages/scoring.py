@@ -203,7 +203,8 @@ def similarity_subject(betas, store, test_images, layers: Sequence[str], backbon
     rsm, pool_grid, n_splits, random_state, subsampling_draws : ``scoring.similarity`` of the
         config (:func:`neuroattn.metrics.similarity_commitment.similarity_table`,
         :func:`layer_features`).
-    seed : subset draws of the subsampling curves.
+    seed : subset draws of the subsampling curves (each subject its own:
+        ``derive_seed(seed, crc32(subject) % 10000)``).
 
     Returns
     -------
@@ -215,10 +216,15 @@ def similarity_subject(betas, store, test_images, layers: Sequence[str], backbon
         SSM subsampling curves of each ROI at its SSM-committed layer (columns ``roi, layer``
         then :func:`~neuroattn.metrics.similarity_commitment.ssm_subsampling`'s).
     """
+    import zlib
+
     import pandas as pd
 
     from ..leaderboard import rows_from_scores
     from ..metrics.similarity_commitment import committed_layers, similarity_scores, similarity_table, ssm_subsampling
+    from ..utils import derive_seed
+
+    subject_index = zlib.crc32(str(betas.subject).encode()) % 10_000  # own subsets per subject
 
     seen = dict(zip(map(str, betas.images), betas.n_repeats))
     rep = [str(im) for im in test_images if seen.get(str(im), 0) >= 2]
@@ -234,7 +240,8 @@ def similarity_subject(betas, store, test_images, layers: Sequence[str], backbon
     curves = []
     for r in com.itertuples():
         m = betas.voxel_roi == r.roi
-        c = ssm_subsampling(feats[r.layer], Y[:, m], rsm_kind=rsm, n_draws=subsampling_draws, random_state=seed)
+        c = ssm_subsampling(feats[r.layer], Y[:, m], rsm_kind=rsm, n_draws=subsampling_draws,
+                            random_state=derive_seed(seed, subject_index))
         c.insert(0, "layer", r.layer)
         c.insert(0, "roi", r.roi)
         curves.append(c)
