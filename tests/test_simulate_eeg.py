@@ -207,3 +207,34 @@ def test_simulate_from_full_config_summary(tmp_path):
     summary = simulate_eeg_from_config(tmp_path / "eeg", cfg)
     assert summary["subjects"] == ["01"] and summary["n_recordings"] == 2 and summary["n_trials"] == 16
     assert (tmp_path / "eeg" / "dataset_description.json").exists()
+
+
+def _cue_locked_shift(root):
+    """Contralateral minus ipsilateral C3/C4 potential 0.3-1.5 s after the cue (uV), hand trials."""
+    raw = _read(root, "01", "01").load_data().filter(None, 4.0, verbose=False)
+    ev, eid = mne.events_from_annotations(raw, verbose=False)
+    ep = mne.Epochs(raw, ev, eid, -0.5, 1.5, baseline=(-0.5, -0.3), preload=True, verbose=False)
+    x = ep.get_data(picks=["C3", "C4"], tmin=0.3, tmax=1.5).mean(-1)
+    y = ep.events[:, 2]
+    left, right = y == eid["left_hand"], y == eid["right_hand"]
+    return 1e6 * 0.5 * ((x[left, 1] - x[left, 0]).mean() + (x[right, 0] - x[right, 1]).mean())
+
+
+def test_movement_related_potential_contralateral_and_only_change(tmp_path):
+    """simulate.eeg.mrcp: a slow negative shift over the contralateral hand area after the cue.
+    It draws no random numbers: the same seed without it differs by the potential alone, and the
+    cue-locked contralateral shift is more negative with it than without."""
+    kw = {**TINY, "n_subjects": 1, "n_sessions": 1}
+    on = simulate_eeg_dataset(tmp_path / "on", **kw, mrcp=1.0)
+    off = simulate_eeg_dataset(tmp_path / "off", **kw, mrcp=0.0)
+    a, b = _read(on, "01", "01").load_data(), _read(off, "01", "01").load_data()
+    diff = a.get_data() - b.get_data()
+    assert np.abs(diff).max() > 1e-6  # it adds something ...
+    ev = pd.read_csv(next((on / "sub-01" / "ses-01" / "eeg").glob("*_events.tsv")), sep="\t")
+    t = a.times
+    far = np.ones(len(t), bool)  # ... and nothing more than 3 s after every cue
+    for o in ev["onset"]:
+        far &= ~((t > o - 0.6) & (t < o + 2.6))
+    assert np.abs(diff[:, far]).max() < 1e-7
+    shift_on, shift_off = _cue_locked_shift(on), _cue_locked_shift(off)
+    assert shift_on - shift_off < -2.0, (shift_on, shift_off)

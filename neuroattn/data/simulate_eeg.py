@@ -91,6 +91,7 @@ def simulate_eeg_dataset(
     n_background: int = 30,
     artifact_rate: float = 0.02,
     seed: int = 0,
+    mrcp: float = 0.0,
 ) -> Path:
     """Simulate a motor-imagery EEG BIDS dataset at ``root`` (see the module docstring).
 
@@ -119,6 +120,10 @@ def simulate_eeg_dataset(
         Fraction of trials with an electrode pop (rejected by amplitude thresholds).
     seed : int
         Random seed; the same arguments give byte-identical files.
+    mrcp : float
+        Peak of the movement-related cortical potential (a slow negative shift of the class's
+        motor sources around the cue, phase-locked) relative to the rhythm amplitude; 0 = none
+        (:func:`~neuroattn.data.simulate_eeg_signal.simulate_run`).
 
     Returns
     -------
@@ -142,7 +147,7 @@ def simulate_eeg_dataset(
     try:
         _write_dataset(
             tmp, n_subjects, n_sessions, n_runs, trials_per_class_per_run, float(sfreq), classes,
-            task, format, snr, n_background, artifact_rate, seed, dict(trial_types or {}),
+            task, format, snr, n_background, artifact_rate, seed, dict(trial_types or {}), mrcp=float(mrcp),
         )
         if root.exists():
             old = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.old"))
@@ -174,7 +179,7 @@ def _check_replaceable(root: Path) -> None:
 
 def _write_dataset(
     root, n_subjects, n_sessions, n_runs, trials_per_class, sfreq, classes, task, fmt, snr,
-    n_background, artifact_rate, seed, trial_types,
+    n_background, artifact_rate, seed, trial_types, mrcp=0.0,
 ):
     import mne
     from mne_bids import BIDSPath, make_dataset_description, update_sidecar_json, write_raw_bids
@@ -243,7 +248,7 @@ def _write_dataset(
             for r in range(1, n_runs + 1):
                 run = f"{r:02d}"
                 rng = np.random.default_rng([seed, 4, s, k, r])
-                data, trials = simulate_run(subj, sess, gains, classes, trials_per_class, sfreq, rng, artifact_rate)
+                data, trials = simulate_run(subj, sess, gains, classes, trials_per_class, sfreq, rng, artifact_rate, mrcp=mrcp)
                 raw = mne.io.RawArray(data, info.copy(), verbose=False)
                 raw.set_meas_date(_MEAS_DATE + timedelta(days=7 * (k - 1), hours=r - 1))
                 raw.set_annotations(
@@ -312,7 +317,7 @@ def simulate_from_config(root, sim: dict, *, task: str, events, seed: int) -> Pa
     """
     keys = {
         "n_subjects", "n_sessions", "n_runs", "trials_per_class_per_run", "sfreq", "format", "snr",
-        "n_background", "artifact_rate",
+        "n_background", "artifact_rate", "mrcp",
     }
     unknown = set(sim) - keys
     if unknown:

@@ -188,6 +188,25 @@ def _trial_schedule(rng, classes, trials_per_class: int, sfreq: float) -> tuple[
     return labels, np.round(np.asarray(onsets) * sfreq) / sfreq, float(np.ceil(t + 2.0))
 
 
+def _mrcp_sources(g_named, names, classes, labels, onsets, depth, amp, t, mrcp: float) -> np.ndarray:
+    """Source moments (n_sources, n_times) of the movement-related cortical potentials."""
+    out = np.zeros((len(names), len(t)))
+    elec = {n: e for n, e, _ in _SOURCES}
+    ramp = np.clip
+    for c, on, d in zip(labels, onsets, depth):
+        if d <= 0:
+            continue
+        shape = (ramp((t - (on - 0.5)) / 1.0, 0, 1) * ramp(((on + 2.5) - t) / 1.0, 0, 1))
+        shape = np.sin(0.5 * np.pi * shape) ** 2  # smooth on/offset
+        for src, rel in _ERD[classes[c]].items():
+            if rel <= 0.5:
+                continue
+            j = names.index(src)
+            sign = np.sign(g_named[CHANNELS.index(elec[src][0]), j]) or 1.0
+            out[j] -= sign * mrcp * d * amp[j] * shape  # negative at the source's electrode
+    return out
+
+
 def simulate_run(
     subj: dict,
     sess: dict,
@@ -197,8 +216,16 @@ def simulate_run(
     sfreq: float,
     rng: np.random.Generator,
     artifact_rate: float = 0.02,
+    mrcp: float = 0.0,
 ):
     """Simulate one run.
+
+    ``mrcp``: peak of the movement-related cortical potential relative to the rhythm amplitude
+    (0 = none): each trial's main ERD sources (``_ERD`` weight > 0.5: the contralateral hand
+    area, the foot or tongue areas) carry a slow shift, negative under their electrodes, that
+    starts 0.5 s before the cue, peaks 0.5 s after it, holds to 1.5 s and is gone at 2.5 s
+    (scaled by the trial's ERD depth, none on lapses). It draws no random numbers, so every
+    other part of the run is unchanged.
 
     Returns
     -------
@@ -247,6 +274,8 @@ def simulate_run(
     src[j_alpha] = amp[j_alpha] * 1.2 * slow[j_alpha] * _spectral_noise(
         rng, 1, n, sfreq, lambda f: np.exp(-0.5 * ((f - af) / 0.6) ** 2)
     )[0]
+    if mrcp:
+        src += _mrcp_sources(g_named, names, classes, labels, onsets, depth, amp[:, 0], t, mrcp)
     data = g_named @ src
 
     # 1/f background, scaled so that rhythm/background 8-30 Hz power at C3/C4 equals the subject SNR
