@@ -18,14 +18,13 @@ def test_lazy_import_error_names_the_extra(monkeypatch):
 @pytest.mark.parametrize("name, proto", [
     ("CrossSessionEvaluation", "within"), ("cross-session", "within"), ("Cross_Session", "within"),
     ("CrossSubjectEvaluation", "loso"), ("cross-subject", "loso"),
+    ("WithinSessionEvaluation", "within_session"), ("within-session", "within_session"),
 ])
 def test_evaluation_names(name, proto):
     assert mo.protocol_from_moabb(name) == proto
 
 
-def test_within_session_and_unknown_refused():
-    with pytest.raises(ValueError, match="WithinSessionEvaluation .* has no neuroattn protocol"):
-        mo.protocol_from_moabb("within-session")
+def test_unknown_refused():
     with pytest.raises(ValueError, match="unknown MOABB evaluation 'leave-one-run-out'"):
         mo.protocol_from_moabb("leave-one-run-out")
 

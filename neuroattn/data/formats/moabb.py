@@ -17,9 +17,9 @@ MOABB                       neuroattn    note
 ``CrossSessionEvaluation``  ``within``   ours trains on the first session, tests on the second
                                          (BCI IV 2a T -> E); MOABB averages every held-out session
 ``CrossSubjectEvaluation``  ``loso``     leave one subject out
-``WithinSessionEvaluation`` (none)       k-fold CV inside one session has no counterpart here:
-                                         its published numbers (e.g. CSP+LDA 66 % on
-                                         BNCI2014_001) are not comparable with ``within``
+``WithinSessionEvaluation`` ``within_session``  stratified 5-fold CV inside each session,
+                                         scored per session and averaged (MOABB scores per
+                                         fold, ROC-AUC for 2 classes; ours accuracy/kappa)
 ==========================  ===========  =======================================================
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ log = logging.getLogger("neuroattn.formats.moabb")
 MOABB_EVALUATIONS = {
     "CrossSessionEvaluation": "within",
     "CrossSubjectEvaluation": "loso",
-    "WithinSessionEvaluation": None,
+    "WithinSessionEvaluation": "within_session",
 }
 _ALIASES = {"cross-session": "CrossSessionEvaluation", "crosssession": "CrossSessionEvaluation",
             "cross-subject": "CrossSubjectEvaluation", "crosssubject": "CrossSubjectEvaluation",
@@ -45,7 +45,7 @@ INSTALL_HINT = "pip install 'neuroattn[moabb]' (or: pip install moabb)"
 
 
 def protocol_from_moabb(name: str) -> str:
-    """neuroattn protocol (``within`` / ``loso``) for a MOABB evaluation name.
+    """neuroattn protocol (``within`` / ``within_session`` / ``loso``) for a MOABB evaluation name.
 
     Accepts the class names (``CrossSessionEvaluation``) and the short forms (``cross-session``,
     ``cross-subject``, ``within-session``, any case, ``_`` or ``-``).
@@ -53,18 +53,14 @@ def protocol_from_moabb(name: str) -> str:
     Raises
     ------
     ValueError
-        ``within-session`` (no counterpart) or an unknown name.
+        An unknown name.
     """
     key = str(name).strip()
     key = _ALIASES.get(key.lower().replace("_", "-").replace("evaluation", "").strip("-"), key)
     if key not in MOABB_EVALUATIONS:
         raise ValueError(f"unknown MOABB evaluation {name!r} (known: {sorted(MOABB_EVALUATIONS)} or "
                          f"{sorted(set(_ALIASES) - {'crosssession', 'crosssubject', 'withinsession'})})")
-    proto = MOABB_EVALUATIONS[key]
-    if proto is None:
-        raise ValueError(f"MOABB {key} (k-fold cross-validation inside one session) has no neuroattn "
-                         "protocol; use CrossSessionEvaluation -> 'within' or CrossSubjectEvaluation -> 'loso'")
-    return proto
+    return MOABB_EVALUATIONS[key]
 
 
 def import_moabb():
