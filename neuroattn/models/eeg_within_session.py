@@ -96,7 +96,8 @@ def run_within_session(data, models, *, seeds=(0,), settings=None, align: bool =
                      "seconds": 0.0, "det": False} for m in models}
     for k, (ses, tr, te) in enumerate(folds):
         X_train, X_test = _prepare(data.X[tr], data.X[te], align)
-        log.info("sub-%s session %s fold %d: %d train, %d test trials", data.subject, ses, k, len(tr), len(te))
+        log.info("sub-%s session %s fold %d/%d: %d train, %d test trials", data.subject, ses, k % int(n_folds) + 1,
+                 int(n_folds), len(tr), len(te))
         res = evaluate_models(X_train, data.y[tr], X_test, data.y[te], models, seeds=tuple(seeds),
                               settings=settings, sfreq=float(data.sfreq), importance=False)
         for r in res:
