@@ -93,3 +93,11 @@ def test_auto_events_lists_every_trial_type(tmp_path, caplog):
     bp.copy().update(suffix="events", extension=".tsv").fpath.write_text("onset\tduration\ttrial_type\n1.0\t0\tleft\n")
     with pytest.raises(ValueError, match=r"eeg\.events: 'auto' found \['left'\]"):
         auto_events([bp], "01")
+
+
+def test_events_auto_outside_bids_is_refused_not_read_as_letters():
+    from neuroattn.data.eeg import event_mapping
+
+    with pytest.raises(ValueError, match=r"eeg\.events: 'auto'.*eeg\.format: bids"):
+        event_mapping("auto")  # a released layout's reader (bnci2a, eegmmidb, moabb) gets no 'a','u','t','o'
+    assert list(event_mapping(["left", "right"])) == ["left", "right"]  # explicit lists still work

@@ -53,6 +53,9 @@ def event_mapping(events) -> dict[str, list[str]]:
     ``events`` is a list of class names (each its own ``trial_type``) or a mapping from a class
     label to the ``trial_type`` value(s) that mean it, e.g. ``{left_hand: [left, "769"]}``.
     """
+    if isinstance(events, str):
+        raise ValueError(f"config key eeg.events: {events!r} is not a list of classes or a mapping; 'auto' (every "
+                         "trial type found) is read from the BIDS events tables (eeg.format: bids) only")
     if isinstance(events, dict):
         mapping = {str(k): [str(v)] if isinstance(v, (str, int)) else [str(x) for x in v] for k, v in events.items()}
     else:
