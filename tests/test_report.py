@@ -157,3 +157,21 @@ def test_subject_page_opens_with_provenance_and_links_the_group_page(tmp_path, l
     html = build_subject_report(out, "01", leaderboard, CONFIG, configfiles=["config/config.yaml"])
     assert html.index("git commit") < html.index("<nav>")
     assert 'href="../report.html"' in html
+
+
+def test_one_colour_per_model_on_every_plot():
+    from neuroattn.report.figures import _colours, metric_bars, model_colour
+
+    assert model_colour("incontext_k50") == model_colour("incontext_k10") != model_colour("ridge_context_k50")
+    assert model_colour("routing") != model_colour("ridge_grid")
+    names = [f"net{i}_committed" for i in range(12)] + ["routing"]
+    assert len(set(_colours(names).values())) == len(names)  # no two models share a colour in one plot
+    rows = pd.DataFrame([score_row("01", "fmri", m, "V1", "pearson_r", 0.3) for m in ("routing", "ridge_grid")])
+    fig = metric_bars(rows, "pearson_r")
+    from matplotlib.container import BarContainer
+
+    bars = {p.get_label(): p.patches[0].get_facecolor()[:3] for p in fig.axes[0].containers
+            if isinstance(p, BarContainer)}
+    assert np.allclose(bars["routing"], model_colour("routing")) and np.allclose(bars["ridge_grid"], model_colour("ridge_grid"))
+    leg = fig.axes[0].get_legend()
+    assert leg.get_bbox_to_anchor().x0 > fig.axes[0].get_window_extent().x1 - 1  # legend right of the axes

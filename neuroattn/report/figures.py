@@ -9,6 +9,40 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+# One colour per model name on every plot of every page: known names first, others by a stable hash.
+_PALETTE = list(plt.get_cmap("tab20").colors)
+_KNOWN = ["routing", "ridge_pooled", "ridge_grid", "spatial_feature", "aligned_ridge", "incontext", "ridge_context",
+          "basenet", "basenet_se", "basenet_cbam", "eegnet", "shallow", "csp_lda", "ts_lr"]
+
+
+def model_colour(name: str):
+    """The colour of model ``name`` on every plot (``incontext_k50`` shares ``incontext``'s)."""
+    import re
+    import zlib
+
+    base = re.sub(r"_k\d+$", "", str(name))
+    if base in _KNOWN:
+        return _PALETTE[_KNOWN.index(base) % len(_PALETTE)]
+    return _PALETTE[(len(_KNOWN) + zlib.crc32(base.encode()) % (len(_PALETTE) - len(_KNOWN))) % len(_PALETTE)]
+
+
+def _colours(names) -> dict:
+    """:func:`model_colour` of each name, colliding ones moved to unused palette colours."""
+    out, used = {}, set()
+    for n in names:
+        c = model_colour(n)
+        if c in used:
+            c = next((p for p in _PALETTE if p not in used), c)
+        out[n] = c
+        used.add(c)
+    return out
+
+
+def _legend_outside(ax):
+    """Legend to the right of the axes (never over the data)."""
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
 def metric_bars(df: pd.DataFrame, metric: str, title: str | None = None):
     """Bars of ``metric`` per target (x) and model (colour): mean over subjects, error = SEM.
 
@@ -20,12 +54,14 @@ def metric_bars(df: pd.DataFrame, metric: str, title: str | None = None):
     models = sorted(d.model.unique())
     fig, ax = plt.subplots(figsize=(min(11.0, 0.75 * len(targets) + 3), 3.6))
     width = 0.8 / max(1, len(models))
+    colours = _colours(models)
     x = np.arange(len(targets))
     for i, m in enumerate(models):
         g = d[d.model == m].groupby("target")["value"]
         mean = g.mean().reindex(targets)
         sem = (g.std(ddof=1) / np.sqrt(g.count())).reindex(targets).fillna(0)
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, mean, width, yerr=sem, label=m, capsize=2)
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, mean, width, yerr=sem, label=m, capsize=2,
+               color=colours[m])
     ceil = d.groupby("target")["ceiling"].mean().reindex(targets)
     if ceil.notna().any():
         ax.scatter(x, ceil, marker="_", s=400, color="k", label="ceiling", zorder=3)
@@ -36,7 +72,7 @@ def metric_bars(df: pd.DataFrame, metric: str, title: str | None = None):
     ax.set_ylabel(metric)
     ax.set_title(title or metric)
     ax.axhline(0, color="grey", lw=0.5)
-    ax.legend(fontsize=7, ncol=2, frameon=False)
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -144,16 +180,27 @@ def confusion_grid(cms: dict, classes, title):
 def curve_by_label(curves: dict, xlabel: str, ylabel: str, title: str, chance: float | None = None,
                    log_x: bool = True):
     """Lines with error bars, each label with its own x values: ``{label: (x, mean, err)}``."""
+    import re
+
+    from matplotlib import ticker
+
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    # model curves get their model's colour; other labels (ROIs) the default cycle
+    models = all(re.sub(r"_k\d+$", "", str(k)) in _KNOWN for k in curves)
+    colours = _colours(list(curves)) if models else {}
     for label, (x, mean, err) in curves.items():
-        ax.errorbar(x, mean, yerr=err, marker="o", label=label, capsize=2)
+        ax.errorbar(x, mean, yerr=err, marker="o", label=label, capsize=2, color=colours.get(label))
     if chance is not None:
         ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
     if log_x:
         ax.set_xscale("log")
+        # plain numbers at a few ticks (minor-tick labels collided on narrow ranges)
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False)
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
