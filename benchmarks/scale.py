@@ -159,6 +159,13 @@ def main():
               f"{(mslope * NSD_TRAIN + mcept) / 2**30:.1f} GiB and {(tslope * NSD_TRAIN + tcept) / 60:.1f} min per "
               f"subject and {a.epochs} epoch(s); {NSD_SUBJECTS} subjects {NSD_SUBJECTS * (tslope * NSD_TRAIN + tcept) / 3600:.1f} h; "
               f"feature store {store_per * (NSD_TRAIN + a.test) / 2**30:.1f} GiB on disk per subject's images")
+        # the same growth per image in units of the image's float32 token row, carried to NSD's rows
+        row = T * a.channels * 4
+        nsd_row = 961 * 256 * 4
+        print(f"growth per training image = {mslope / row:.1f}x its float32 token row ({T} x {a.channels}); at "
+              f"NSD's 961 tokens x PCA 256 that is {mslope / row * nsd_row * NSD_TRAIN / 2**30:.1f} GiB for "
+              f"{NSD_TRAIN} images (proportional estimate), store {961 * 256 * 2 * (NSD_TRAIN + a.test) / 2**30:.1f} "
+              f"GiB (float16)")
 
 
 if __name__ == "__main__":
