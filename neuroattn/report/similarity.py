@@ -71,7 +71,8 @@ def ssm_commitment_section(pls_tables, similarity_tables):
 
 def ssm_subsampling_section(tables):
     """SSM vs number of voxels and of test images, per ROI at its SSM layer (means over subjects
-    at each of the curve's sizes), and where each curve flattens (95% of the full-size value)."""
+    at each of the curve's sizes), and where each curve flattens (from where it stays >= 95% of the
+    full-size value)."""
     df = _read(tables)
     if df.empty:
         return None
@@ -85,13 +86,13 @@ def ssm_subsampling_section(tables):
         fig = figures.curve_by_label(curves, f"number of {'voxels' if axis == 'units' else 'test images'}",
                                      "SSM (Spearman of RSMs)", f"SSM vs {axis}")
         figs.append({"uri": fig_to_uri(fig), "caption": f"SSM subsampling over {axis}: each ROI at its SSM layer; "
-                     "3 random subsets per size, mean over subjects ± SD over subjects"})
+                     "scoring.similarity.subsampling_draws random subsets per size, mean over subjects ± SD over subjects"})
     flat = df.groupby(["roi", "axis", "subject"]).agg(flattens_at=("flattens_at", "first"),
                                                       full=("size", "max")).reset_index()
     summ = (flat.groupby(["roi", "axis"]).agg(flattens_at=("flattens_at", "median"), full_size=("full", "median"))
             .reset_index())
     summ["fraction of full"] = summ.flattens_at / summ.full_size
-    text = ("Subsampling (Shi et al. 2019's robustness analysis) of SSM: 'flattens_at' is the smallest size whose "
-            "mean SSM reaches 95% of the full-size value (median over subjects; NaN where the full-size SSM is not "
-            "positive). A curve that flattens well before the full size says the ROI has enough voxels / images.")
+    text = ("Subsampling (Shi et al. 2019's robustness analysis) of SSM: 'flattens_at' is the smallest size from "
+            "which the mean SSM stays at or above 95% of the full-size value (median over subjects; NaN where the "
+            "full-size SSM is not positive). A curve that flattens well before the full size says the ROI has enough voxels / images.")
     return {"title": "SSM: enough voxels and images?", "text": text, "figures": figs, "table": table(summ)}
