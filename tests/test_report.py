@@ -175,3 +175,11 @@ def test_one_colour_per_model_on_every_plot():
     assert np.allclose(bars["routing"], model_colour("routing")) and np.allclose(bars["ridge_grid"], model_colour("ridge_grid"))
     leg = fig.axes[0].get_legend()
     assert leg.get_bbox_to_anchor().x0 > fig.axes[0].get_window_extent().x1 - 1  # legend right of the axes
+
+
+def test_header_lists_each_config_file_once_in_merge_order():
+    from neuroattn.report.summary import REPO, _config_files
+
+    got = _config_files([str(REPO / "config/config.yaml"), str(REPO / "config/tiny.yaml"), "/tmp/x/overlay.yaml",
+                         "config/config.yaml"])  # snakemake repeats the Snakefile's configfile
+    assert got == ["config/config.yaml", "config/tiny.yaml", "/tmp/x/overlay.yaml"]

@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..leaderboard import NORMALISED  # noqa: E402
+
 
 # One colour per model name on every plot of every page: known names first, others by a stable hash.
 _PALETTE = list(plt.get_cmap("tab20").colors)
@@ -63,7 +65,7 @@ def metric_bars(df: pd.DataFrame, metric: str, title: str | None = None):
         ax.bar(x + (i - (len(models) - 1) / 2) * width, mean, width, yerr=sem, label=m, capsize=2,
                color=colours[m])
     ceil = d.groupby("target")["ceiling"].mean().reindex(targets)
-    if ceil.notna().any():
+    if ceil.notna().any() and metric not in NORMALISED:  # normalised metrics: the ceiling is 1 (said in the caption)
         ax.scatter(x, ceil, marker="_", s=400, color="k", label="ceiling", zorder=3)
     chance = d.groupby("target")["chance"].mean().reindex(targets) if "chance" in d else None
     if chance is not None and chance.notna().any():

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..leaderboard import read_scores
+from ..leaderboard import NORMALISED, read_scores
 from . import figures
 from .html import fig_to_uri, render_page, table
 from .eeg_maps import group_truth_section
@@ -125,7 +125,7 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
             if len(d):
                 figs.append({"uri": fig_to_uri(figures.metric_bars(d, metric, f"{modality}: {metric}")),
                              "caption": f"{modality} {metric}: mean over subjects, error bars SEM"
-                                        + ("; black ticks: ceiling" if d.ceiling.notna().any() else "")
+                                        + ("; normalised: 1 = noise ceiling" if metric in NORMALISED else "; black ticks: ceiling" if d.ceiling.notna().any() else "")
                                         + ("; red ticks: chance" if d.chance.notna().any() else "")})
     sections.append({"title": "Scores by metric", "figures": figs})
     ic = lb[lb.model.str.match(r".+_k\d+$") & lb.metric.isin(["top1", "top5"])]

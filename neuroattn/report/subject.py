@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ..leaderboard import read_scores
+from ..leaderboard import NORMALISED, read_scores
 from . import figures
 from .html import fig_to_uri, render_page, table
 from .provenance import provenance
@@ -34,7 +34,7 @@ def _scores_section(lb, subject):
         if metric == "noise_normalized_r2":
             text += " Already divided by each voxel's noise ceiling: 1 is the ceiling."
         fig = figures.metric_bars(g, metric, f"sub-{subject} {modality}: {metric}")
-        cap = metric + ("; black ticks: ceiling" if g.ceiling.notna().any() else "") + \
+        cap = metric + ("; normalised: 1 = noise ceiling" if metric in NORMALISED else "; black ticks: ceiling" if g.ceiling.notna().any() else "") + \
             ("; red ticks: chance" if g.chance.notna().any() else "")
         sections.append({"title": f"{modality.upper()} scores", "text": text, "table": table(pivot),
                          "figures": [{"uri": fig_to_uri(fig), "caption": cap}]})

@@ -55,9 +55,25 @@ def _dataset(config: dict, key: str) -> str:
     return f"{root}" + (f" ({fmt} layout)" if fmt != "bids" else " (BIDS)")
 
 
+def _config_files(configfiles) -> list[str]:
+    """Config files in merge order, each once (snakemake lists config/config.yaml again for the
+    Snakefile's ``configfile:``), relative to the checkout where inside it."""
+    out = []
+    for f in configfiles or ["config/config.yaml"]:
+        p = Path(f)
+        p = (REPO / p if not p.is_absolute() else p).resolve()
+        try:
+            name = str(p.relative_to(REPO))
+        except ValueError:
+            name = str(p)
+        if name not in out:
+            out.append(name)
+    return out
+
+
 def page_header(config: dict, configfiles=(), built: str | None = None) -> dict:
     """Key facts shown at the top of a page: data, date, commit, command, config files, device."""
-    files = [str(f) for f in configfiles] or ["config/config.yaml"]
+    files = _config_files(configfiles)
     mods = config.get("modalities") or ["fmri", "eeg"]
     out = {}
     if "fmri" in mods:
