@@ -62,7 +62,7 @@ def _parse_value(text: str):
 
 
 def _cmd_stage(args) -> int:
-    from .stages import STAGES, _load_all, get_stage, run_stage
+    from .stages import STAGES, _load_all, run_stage
 
     if args.name is None:
         _load_all()
@@ -77,7 +77,6 @@ def _cmd_stage(args) -> int:
         k, v = item.split("=", 1)
         kwargs[k] = _parse_value(v)
     try:
-        get_stage(args.name)
         run_stage(args.name, kwargs, threads=args.threads, log_file=args.log)
     except (KeyError, TypeError) as exc:
         print(f"neuroattn: {exc}", file=sys.stderr)

@@ -51,16 +51,9 @@ def get_stage(name: str) -> Callable:
     return getattr(importlib.import_module(mod), func)
 
 
-def _named(items, what: str) -> dict:
+def _named(items) -> dict:
     """The named entries of a snakemake ``input``/``output``/``params``/``wildcards`` object."""
-    if items is None:
-        return {}
-    names = items.keys() if hasattr(items, "keys") else []
-    out = {}
-    for k in names:
-        v = items[k]
-        out[k] = v
-    return out
+    return {k: items[k] for k in items.keys()} if items is not None and hasattr(items, "keys") else {}
 
 
 def call_stage(func: Callable, kwargs: dict, threads: int = 1):
@@ -95,7 +88,7 @@ def from_snakemake(smk, func: Callable | str):
     set_threads(smk.threads)
     kwargs: dict = {}
     for what in ("input", "output", "params", "wildcards"):
-        for k, v in _named(getattr(smk, what), what).items():
+        for k, v in _named(getattr(smk, what)).items():
             if k in kwargs:
                 raise TypeError(f"stage {func.__name__}: {what} name {k!r} is used twice in its rule")
             kwargs[k] = v
