@@ -23,13 +23,33 @@ def _cmd_check_config(args) -> int:
 
     try:
         cfg = _merged_config(*args.config)
-        check_bids_root(cfg["fmri"]["bids_root"], "fmri")
+        fmri_root = check_bids_root(cfg["fmri"]["bids_root"], "fmri")
         check_bids_root(cfg["eeg"]["bids_root"], "eeg")
+        objective = _objective(cfg, fmri_root)
     except ConfigError as exc:
         print(f"neuroattn: {exc}", file=sys.stderr)
         return 2
     print(f"{' + '.join(['config/config.yaml', *args.config])}: valid")
+    if objective:
+        print(f"backbone training objective: {objective}")
     return 0
+
+
+def _objective(cfg, fmri_root) -> str | None:
+    """``<objective> (<why>)`` of the ``weights: train`` backbones, as the workflow decides it
+    (:func:`neuroattn.config_checks.backbone_objective`); None when nothing is trained here."""
+    from .config import ConfigError
+    from .config_checks import backbone_objective
+
+    trains = any((b or {}).get("weights") == "train" for b in cfg["features"]["backbones"].values())
+    mods = cfg.get("modalities") or ["fmri", "eeg"]
+    if not trains or "fmri" not in mods or cfg["fmri"].get("format", "bids") not in ("bids", "fmriprep"):
+        return None
+    try:
+        obj, why = backbone_objective(cfg, None if fmri_root is None else fmri_root / "stimuli" / "stimuli.tsv")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return f"{obj} ({why})"
 
 
 def _merged_config(*paths):
