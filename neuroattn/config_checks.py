@@ -159,13 +159,13 @@ def _entity(name: str, key: str):
 
 
 def _data_tasks(root, subjects, datatype: str) -> dict:
-    """``{task: [subjects with a recording of it]}`` from the ``_bold`` / ``_eeg`` file names."""
-    suffix = "_bold." if datatype == "func" else "_eeg."
+    """``{task: [subjects with files of it]}`` from the file names under ``<datatype>/`` (bold /
+    eeg recordings or their events: an fMRIPrep raw root may hold the events only)."""
     tasks: dict = {}
     for s in subjects:
         for f in _data_files(root, s, datatype):
             t = _entity(f.name, "task")
-            if t and suffix in f.name:
+            if t:
                 tasks.setdefault(t, set()).add(s)
     return {t: sorted(v) for t, v in sorted(tasks.items())}
 
@@ -184,6 +184,7 @@ def _eeg_classes(config: dict, root, subjects, task: str, problems: list) -> Non
         return  # auto: every trial type found
     mapping = ({str(k): [str(v)] if isinstance(v, (str, int)) else [str(x) for x in v] for k, v in events.items()}
                if isinstance(events, dict) else {str(e): [str(e)] for e in events})
+    absent: dict = {}  # class -> [(subject, its events files, the trial types they hold)]
     for s in subjects:
         files = sorted(f for f in _data_files(root, s, "eeg")
                        if f.name.endswith("_events.tsv") and _entity(f.name, "task") == task)
@@ -195,13 +196,19 @@ def _eeg_classes(config: dict, root, subjects, task: str, problems: list) -> Non
                 seen |= set(pd.read_csv(f, sep="\t", usecols=["trial_type"], dtype=str)["trial_type"].dropna())
             except (ValueError, OSError):
                 return  # an unreadable table is the epoching stage's error, with its own message
-        for i, (label, types) in enumerate(mapping.items()):
+        for label, types in mapping.items():
             if not set(types) & seen:
-                key = f"eeg.events.{label}" if isinstance(events, dict) else f"eeg.events.{i}"
-                what = f"class {label!r}" + (f" (trial_type {', '.join(map(repr, types))})" if isinstance(events, dict) else "")
-                problems.append(f"config key {key}: {what} is absent from sub-{s}'s events "
-                                f"({_shown(str(f.relative_to(root)) for f in files)}; trial types there: "
-                                f"{_shown(sorted(seen))})")
+                absent.setdefault(label, []).append((s, files, seen))
+    for i, (label, types) in enumerate(mapping.items()):
+        if label not in absent:
+            continue
+        key = f"eeg.events.{label}" if isinstance(events, dict) else f"eeg.events.{i}"
+        what = f"class {label!r}" + (f" (trial_type {', '.join(map(repr, types))})" if isinstance(events, dict) else "")
+        first, files, seen = absent[label][0]
+        problems.append(f"config key {key}: {what} is absent from the events of "
+                        f"{_shown(f'sub-{s}' for s, _, _ in absent[label])} (e.g. "
+                        f"{_shown(str(f.relative_to(root)) for f in files)}: trial types "
+                        f"{_shown(sorted(seen))})")
 
 
 def check_data(config: dict) -> list[str]:
