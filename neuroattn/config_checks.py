@@ -287,7 +287,7 @@ def backbone_objective(config: dict, stimuli_tsv=None) -> tuple[str, str]:
         cats, source = ["simulated", "categories"], "the simulated stimuli"
     else:
         path = Path(stimuli_tsv)
-        cats, source = None, f"{path} (absent)"
+        cats, source = None, f"{path} (absent)"  # no table: no categories
         if path.is_file():
             table = pd.read_csv(path, sep="\t", dtype=str)
             cats, source = (table["category"] if "category" in table.columns else None), str(path)
@@ -297,8 +297,9 @@ def backbone_objective(config: dict, stimuli_tsv=None) -> tuple[str, str]:
         raise ValueError(f"config key backbone_training.objective: {exc} ({source})") from None
     if stimuli_tsv is None and chosen == "category":
         why = "the simulated stimuli carry categories"
-    elif chosen == "rotation" and objective == "auto":
-        why = f"{source} has no stimulus categories: label-free rotation prediction"
+    elif stimuli_tsv is not None and chosen == "rotation" and objective == "auto":
+        why = (f"{source}: {why}" if Path(stimuli_tsv).is_file()
+               else f"no {stimuli_tsv}, so no stimulus categories: label-free rotation prediction")
     for name, entry in sorted(((config.get("features") or {}).get("backbones") or {}).items()):
         if (entry or {}).get("weights") != "train":
             continue
