@@ -150,3 +150,14 @@ def test_train_backbone_stage_on_stimuli_without_categories(tmp_path, rng):
                      device="cpu", weights=[str(out / "weights.pt")])
     pooled = FeatureStore(out / "f.h5").pooled("layer2")
     assert pooled.shape[0] == 40 and np.isfinite(pooled).all()
+
+
+def test_page_header_says_what_the_backbone_learned():
+    from neuroattn.report.summary import page_header
+
+    cfg = default_config()
+    assert "objective auto" in page_header(cfg, ["config/config.yaml"])["backbone training"]
+    rot = merge_config(cfg, {"backbone_training": {"objective": "rotation"}})
+    assert "objective rotation (label-free" in page_header(rot, ["config/config.yaml"])["backbone training"]
+    none = merge_config(cfg, {"features": {"backbones": {"smallcnn": {"weights": "random"}}}})
+    assert "backbone training" not in page_header(none, ["config/config.yaml"])
