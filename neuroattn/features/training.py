@@ -116,8 +116,8 @@ def choose_objective(objective: str, categories=None) -> tuple[str, str]:
     cats = [] if categories is None else sorted({str(c) for c in categories if c == c and str(c) not in ("", "n/a")})
     if objective not in ("auto", *OBJECTIVES):
         raise ValueError(f"backbone_training.objective must be one of auto, {', '.join(OBJECTIVES)}, got {objective!r}")
-    if objective == "rotation":
-        return "rotation", "set in the config"
+    if objective == "rotation":  # as configured, or as rules/common.smk resolved auto before the run
+        return "rotation", "backbone_training.objective rotation"
     if len(cats) >= 2:
         return "category", (f"{len(cats)} stimulus categories" + (" (set in the config)" if objective == "category" else ""))
     what = "no 'category' column" if categories is None else f"{len(cats)} distinct category value(s)"
@@ -472,7 +472,7 @@ def train_backbone(backbone: Backbone, images, labels=None, *, objective: str = 
     result.val_accuracy = result.history[-1]["val_acc"] if result.history else heldout(va)
     if label_free:
         if len(va):
-            result.robustness = {"rotation": result.val_accuracy, "n": 4 * len(va)}
+            result.robustness = {"rotation": result.val_accuracy, "n": len(va)}  # images, each at 4 turns
         log.info("held-out rotation-prediction accuracy %.3f (chance 0.25, %d images x 4 turns)",
                  result.val_accuracy, len(va))
     elif len(va):
