@@ -7,6 +7,7 @@ neuroattn simulate fmri out/fmri --config config/tiny.yaml
 neuroattn simulate eeg out/eeg
 neuroattn stage                 # list the stages (one per Snakemake rule)
 neuroattn stage image_split betas=... output=...
+neuroattn summary results/      # the README's "What to expect" table from the leaderboard
 neuroattn info
 """
 from __future__ import annotations
@@ -23,13 +24,33 @@ def _cmd_check_config(args) -> int:
 
     try:
         cfg = _merged_config(*args.config)
-        check_bids_root(cfg["fmri"]["bids_root"], "fmri")
+        fmri_root = check_bids_root(cfg["fmri"]["bids_root"], "fmri")
         check_bids_root(cfg["eeg"]["bids_root"], "eeg")
+        objective = _objective(cfg, fmri_root)
     except ConfigError as exc:
         print(f"neuroattn: {exc}", file=sys.stderr)
         return 2
     print(f"{' + '.join(['config/config.yaml', *args.config])}: valid")
+    if objective:
+        print(f"backbone training objective: {objective}")
     return 0
+
+
+def _objective(cfg, fmri_root) -> str | None:
+    """``<objective> (<why>)`` of the ``weights: train`` backbones, as the workflow decides it
+    (:func:`neuroattn.config_checks.backbone_objective`); None when nothing is trained here."""
+    from .config import ConfigError
+    from .config_checks import backbone_objective
+
+    trains = any((b or {}).get("weights") == "train" for b in cfg["features"]["backbones"].values())
+    mods = cfg.get("modalities") or ["fmri", "eeg"]
+    if not trains or "fmri" not in mods or cfg["fmri"].get("format", "bids") not in ("bids", "fmriprep"):
+        return None
+    try:
+        obj, why = backbone_objective(cfg, None if fmri_root is None else fmri_root / "stimuli" / "stimuli.tsv")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return f"{obj} ({why})"
 
 
 def _merged_config(*paths):
@@ -101,6 +122,31 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
+def _cmd_summary(args) -> int:
+    from pathlib import Path
+
+    from .leaderboard import read_scores
+    from .report.expect import summary_markdown
+
+    path = Path(args.results)
+    if path.is_dir():
+        path = path / "scores" / "leaderboard.tsv"
+    if not path.is_file():
+        print(f"neuroattn: {path}: no leaderboard (give a results folder, e.g. results/, or a leaderboard.tsv)",
+              file=sys.stderr)
+        return 2
+    try:
+        text = summary_markdown(read_scores(path))
+    except ValueError as exc:
+        print(f"neuroattn: {exc}", file=sys.stderr)
+        return 2
+    if not text:
+        print(f"neuroattn: {path}: none of the summarised metrics (per-subject rows)", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
 def _cmd_info(args) -> int:
     from .report.provenance import versions
 
@@ -131,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--threads", type=int, default=1)
     st.add_argument("--log", help="log file (default: stderr)")
     st.set_defaults(func=_cmd_stage)
+    m = sub.add_parser("summary", help="print the ranked summary of a run's leaderboard as markdown "
+                       "(the README's 'What to expect' table)",
+                       description="Per model and target kind: mean +- SEM over subjects, chance and ceiling, "
+                       "one table per modality and metric (the group page's ranked summary).")
+    m.add_argument("results", nargs="?", default="results",
+                   help="results folder (reads <folder>/scores/leaderboard.tsv) or a leaderboard TSV")
+    m.set_defaults(func=_cmd_summary)
     i = sub.add_parser("info", help="print the versions of the packages results depend on")
     i.set_defaults(func=_cmd_info)
     return p

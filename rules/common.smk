@@ -212,6 +212,25 @@ def check_backbone_weights():
 check_backbone_weights()
 
 
+def resolve_backbone_objective():
+    """What weights: train backbones learn, decided here from the stimulus table (before any job) and
+    written into the config the rules read: category labels, or label-free rotation prediction."""
+    trains = [n for n, b in config["features"]["backbones"].items() if b.get("weights") == "train"]
+    if not trains or "fmri" not in MODALITIES or FMRI_FORMAT in STIMULI_FORMATS:
+        return
+    from neuroattn.config_checks import backbone_objective
+
+    try:
+        objective, why = backbone_objective(config, None if FMRI_ROOT is None else FMRI_ROOT / "stimuli" / "stimuli.tsv")
+    except ValueError as exc:
+        raise WorkflowError(f"configuration refused: {exc}")
+    config["backbone_training"]["objective"] = objective
+    print(f"neuroattn: backbone training objective {objective} for {', '.join(trains)}: {why}", file=sys.stderr)
+
+
+resolve_backbone_objective()
+
+
 def eeg_model_inputs(wildcards):
     subjects = EEG_SUBJECTS if wildcards.protocol == "loso" else [wildcards.subject]
     return [epochs_path(s) for s in subjects]

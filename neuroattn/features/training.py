@@ -1,8 +1,15 @@
-"""Train a backbone on the stimuli (category classification): the default feature basis here.
+"""Train a backbone on the stimuli: the default feature basis here.
 
 No pretrained weights can be downloaded, so the configured network is trained on the stimulus
-images with their category labels (``stimuli/stimuli.tsv`` column ``category``), like an ImageNet
-backbone is trained on its labels; brain data are never used. ``regime`` selects the training
+images, brain data never used. ``objective`` says on what:
+
+- ``category``: classify the images into their category labels (``stimuli/stimuli.tsv`` column
+  ``category``), like an ImageNet backbone is trained on its labels;
+- ``rotation``: label-free, for stimuli without categories (a user's dataset): each image is
+  turned by a random quarter turn (0, 90, 180 or 270 degrees, exact: no resampling) and the
+  network predicts which (4 classes; Gidaris et al. 2018, "Unsupervised representation learning
+  by predicting image rotations"). Held-out accuracy is over every image at all four turns
+  (chance 0.25). :func:`choose_objective` picks one of the two from the stimulus labels. ``regime`` selects the training
 procedure of the CrossViT Brain-Score paper (Berrios & Deza 2022, "Joint rotational invariance and
 adversarial training of a dual-stream Transformer yields state of the art Brain-Score for Area V4";
 code: github.com/williamberrios/BrainScore-Transformers), for any trainable backbone:
@@ -64,6 +71,8 @@ class TrainingResult:
     robustness : dict, :func:`robustness` on the held-out images (``clean``, ``rotated``, ``pgd``;
         empty without a validation set)
     regime : str
+    objective : str, ``category`` or ``rotation`` (then ``classes`` are the quarter turns
+        ``0, 90, 180, 270`` and the accuracies are rotation-prediction accuracies)
     """
 
     classes: list
@@ -75,6 +84,85 @@ class TrainingResult:
     seconds: float = 0.0
     robustness: dict = field(default_factory=dict)
     regime: str = "standard"
+    objective: str = "category"
+
+
+#: Training objectives (``backbone_training.objective``; ``auto`` is resolved by :func:`choose_objective`).
+OBJECTIVES = ("category", "rotation")
+#: Classes of the ``rotation`` objective: quarter turns in degrees (counter-clockwise), output order.
+QUARTER_TURNS = ("0", "90", "180", "270")
+
+
+def choose_objective(objective: str, categories=None) -> tuple[str, str]:
+    """The training objective for ``objective`` (``auto``, ``category`` or ``rotation``) given the
+    stimuli's category labels, and why.
+
+    Parameters
+    ----------
+    objective : {"auto", "category", "rotation"}
+    categories : sequence or None
+        The ``category`` column of the stimulus table, None when it has none.
+
+    Returns
+    -------
+    (str, str)
+        ``category`` or ``rotation``, and the reason in words (for the log and the training table).
+
+    Raises
+    ------
+    ValueError
+        ``category`` without at least two distinct categories, or an unknown ``objective``.
+    """
+    cats = [] if categories is None else sorted({str(c) for c in categories if c == c and str(c) not in ("", "n/a")})
+    if objective not in ("auto", *OBJECTIVES):
+        raise ValueError(f"backbone_training.objective must be one of auto, {', '.join(OBJECTIVES)}, got {objective!r}")
+    if objective == "rotation":  # as configured, or as rules/common.smk resolved auto before the run
+        return "rotation", "backbone_training.objective rotation"
+    if len(cats) >= 2:
+        return "category", (f"{len(cats)} stimulus categories" + (" (set in the config)" if objective == "category" else ""))
+    what = "no 'category' column" if categories is None else f"{len(cats)} distinct category value(s)"
+    if objective == "category":
+        raise ValueError(f"backbone_training.objective 'category' needs at least 2 stimulus categories; "
+                         f"the stimuli have {what} (use auto or rotation for label-free training)")
+    return "rotation", f"the stimuli have {what}: label-free rotation prediction"
+
+
+def quarter_turn(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Turn each square image of ``x`` (b, 3, S, S) by ``k[i]`` quarter turns counter-clockwise
+    (exact, :func:`torch.rot90`)."""
+    out = x.clone()
+    for q in range(1, 4):
+        sel = (k == q).nonzero().flatten().to(x.device)
+        if len(sel):
+            out[sel] = torch.rot90(x[sel], q, dims=(2, 3))
+    return out
+
+
+def rotation_batch(x: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``rotation`` objective's task on a batch: each image turned by a random quarter turn,
+    and the number of turns (0-3) as its label."""
+    k = torch.randint(0, 4, (x.shape[0],), generator=generator)
+    return quarter_turn(x, k), k.to(x.device)
+
+
+@torch.no_grad()
+def rotation_accuracy(backbone: Backbone, images, batch_size: int = 64) -> float:
+    """Rotation-prediction accuracy of ``backbone`` (4 outputs) on uint8 images: every image at
+    each of the four quarter turns (chance 0.25); NaN for no images."""
+    if len(images) == 0:
+        return float("nan")
+    model = backbone.model
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, len(images), batch_size):
+        x = backbone.to_unit(images[i:i + batch_size])
+        for q in range(4):
+            k = torch.full((len(x),), q, dtype=torch.long)
+            pred = model(backbone.normalize(quarter_turn(x, k))).argmax(1).cpu()
+            correct += int((pred == k).sum())
+    model.train(was_training)
+    return correct / (4 * len(images))
 
 
 #: Training regimes (``backbone_training.regime``): which of rotation / PGD each one uses.
@@ -241,22 +329,30 @@ def _split(labels: np.ndarray, val_fraction: float, seed: int):
     return np.sort(tr), np.sort(va)
 
 
-def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch_size: int = 64,
+def train_backbone(backbone: Backbone, images, labels=None, *, objective: str = "category",
+                   epochs: int = 8, batch_size: int = 64,
                    lr: float = 2e-3, weight_decay: float = 5e-4, regime: str = "standard",
                    rotation_mode: str = "quarter", rotation: float = 0.0, translate: float = 0.0,
                    flip: bool = False, pgd_eps: float = 0.01, pgd_steps: int = 3,
                    pgd_step_size: float | None = None, eval_pgd_steps: int = 10, val_fraction: float = 0.1,
                    seed: int = 0, device="auto") -> TrainingResult:
-    """Train ``backbone`` (in place) to classify ``images`` into ``labels``.
+    """Train ``backbone`` (in place) to classify ``images`` into ``labels`` (``objective``
+    ``category``), or to predict the quarter turn applied to each image (``rotation``, label-free).
 
     Parameters
     ----------
     backbone : Backbone
-        Its classifier must have one output per class (``load_backbone(..., num_classes=k)``).
+        Its classifier must have one output per class (``load_backbone(..., num_classes=k)``;
+        4 for ``rotation``).
     images : uint8 array (n, H, W, 3) or list of paths
         Held in memory during training.
-    labels : sequence of str or int, (n,)
-        Classes are the sorted unique labels.
+    labels : sequence of str or int, (n,), optional
+        Classes are the sorted unique labels; not used (may be None) with ``rotation``.
+    objective : {"category", "rotation"}
+        What the network learns (module docstring); ``rotation`` refuses the rotating regimes
+        (their random turns would erase the label) and reports its held-out rotation accuracy
+        as ``val_accuracy`` and ``robustness["rotation"]`` (no clean / rotated / PGD category
+        accuracy: there are no categories).
     epochs, batch_size, lr, weight_decay : training schedule (AdamW, cosine per step).
     regime : {"standard", "rotation", "adversarial", "joint"}
         Training procedure (module docstring): random rotations, PGD examples, or both.
@@ -284,15 +380,26 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
     """
     t0 = time.perf_counter()
     rotates, attacks = check_regime(regime, rotation_mode, rotation)
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    label_free = objective == "rotation"
+    if label_free and rotates:
+        raise ValueError(f"backbone_training.regime {regime!r} rotates the images at random, which erases the "
+                         "label of objective 'rotation'; use regime standard or adversarial")
     src = ImageSource(images)
     imgs = src[:] if src._arr is not None else np.stack(src[:])
-    labels = np.asarray(labels).astype(str)
-    if len(labels) != len(imgs):
-        raise ValueError(f"{len(labels)} labels for {len(imgs)} images")
-    classes = sorted(set(labels))
-    if len(classes) < 2:
-        raise ValueError(f"backbone training needs at least 2 categories, got {classes}")
-    y_all = np.searchsorted(classes, labels)
+    if label_free:
+        classes, y_all = list(QUARTER_TURNS), np.zeros(len(imgs), int)  # y_all only feeds the split
+    else:
+        if labels is None:
+            raise ValueError("objective 'category' needs the labels")
+        labels = np.asarray(labels).astype(str)
+        if len(labels) != len(imgs):
+            raise ValueError(f"{len(labels)} labels for {len(imgs)} images")
+        classes = sorted(set(labels))
+        if len(classes) < 2:
+            raise ValueError(f"backbone training needs at least 2 categories, got {classes}")
+        y_all = np.searchsorted(classes, labels)
     backbone.to(resolve_device(device))
     dev = backbone.device
     model = backbone.model
@@ -307,7 +414,8 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
     steps_per_epoch = math.ceil(len(tr) / batch_size)
     total = epochs * steps_per_epoch
     opt = make_optimizer("adamw", model.parameters(), lr, weight_decay)
-    result = TrainingResult(classes=list(classes), n_train=len(tr), n_val=len(va), regime=regime)
+    result = TrainingResult(classes=list(classes), n_train=len(tr), n_val=len(va), regime=regime,
+                            objective=objective)
     sums = {"loss": 0.0, "correct": 0, "seen": 0, "t0": time.perf_counter()}
 
     def batches(epoch):
@@ -323,6 +431,8 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
                     degrees=draw_rotations(b, rotation_mode, rotation, gen) if rotates else None,
                     shifts=(torch.rand(b, 2, generator=gen) * 2 - 1) * translate if translate > 0 else None,
                     flips=torch.rand(b, generator=gen) < 0.5 if flip else None)
+            if label_free:  # the task: which quarter turn (after the shift / mirror augmentation)
+                x, y = rotation_batch(x, gen)
             if attacks:
                 x = pgd_attack(backbone, x, y, pgd_eps, pgd_steps, generator=gen, step_size=pgd_step_size)
             yield x, y
@@ -338,8 +448,13 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
         sums["correct"] += int((logits.argmax(1) == y).sum())
         sums["seen"] += len(y)
 
+    def heldout(idx):
+        if label_free:
+            return rotation_accuracy(backbone, imgs[idx])
+        return accuracy(backbone, imgs[idx], y_all[idx]) if len(idx) else float("nan")
+
     def on_epoch(epoch):
-        val_acc = accuracy(backbone, imgs[va], y_all[va]) if len(va) else float("nan")
+        val_acc = heldout(va) if len(va) else float("nan")
         seen = sums["seen"]
         # the learning rate of the next step, as a per-step scheduler reports it after the epoch
         next_lr = lr * lr_factor((epoch + 1) * steps_per_epoch, total, 0, "cosine", warmup="overlap")
@@ -353,15 +468,21 @@ def train_backbone(backbone: Backbone, images, labels, *, epochs: int = 8, batch
     train_loop(model, batches, batch_loss, opt, lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch,
                schedule="cosine", warmup="overlap", on_step=on_step, on_epoch=on_epoch)
     model.eval()
-    result.train_accuracy = accuracy(backbone, x_tr, y_tr.numpy())
-    result.val_accuracy = result.history[-1]["val_acc"] if result.history else accuracy(backbone, imgs[va], y_all[va])
-    if len(va):
+    result.train_accuracy = heldout(tr)
+    result.val_accuracy = result.history[-1]["val_acc"] if result.history else heldout(va)
+    if label_free:
+        if len(va):
+            result.robustness = {"rotation": result.val_accuracy, "n": len(va)}  # images, each at 4 turns
+        log.info("held-out rotation-prediction accuracy %.3f (chance 0.25, %d images x 4 turns)",
+                 result.val_accuracy, len(va))
+    elif len(va):
         result.robustness = robustness(backbone, imgs[va], y_all[va], rotation_mode=rotation_mode,
                                        rotation=rotation, pgd_eps=pgd_eps, pgd_steps=eval_pgd_steps,
                                        pgd_step_size=None, seed=seed + 1)
         log.info("held-out accuracy (%s): clean %.3f, rotated %.3f, PGD %.3f", regime,
                  result.robustness["clean"], result.robustness["rotated"], result.robustness["pgd"])
     result.seconds = time.perf_counter() - t0
-    log.info("trained %s on %d images (%d classes): train acc %.3f, val acc %.3f, %.1f s", backbone.name,
-             len(tr), len(classes), result.train_accuracy, result.val_accuracy, result.seconds)
+    log.info("trained %s (objective %s) on %d images (%d classes): train acc %.3f, val acc %.3f, %.1f s",
+             backbone.name, objective, len(tr), len(classes), result.train_accuracy, result.val_accuracy,
+             result.seconds)
     return result

@@ -86,6 +86,14 @@ def page_header(config: dict, configfiles=(), built: str | None = None) -> dict:
     out["config files"] = ", ".join(files) + " (merged in this order)"
     out["device"] = device_used(str(config.get("device", "auto")))
     out["seed"] = str(config.get("seed"))
+    trained = [n for n, b in ((config.get("features") or {}).get("backbones") or {}).items()
+               if (b or {}).get("weights") == "train"]
+    if trained and "fmri" in mods:  # the objective is resolved before any job (rules/common.smk)
+        bt = config.get("backbone_training") or {}
+        obj = bt.get("objective", "auto")
+        out["backbone training"] = (f"{', '.join(trained)} trained on the stimuli, objective {obj}"
+                                    + (" (label-free: predicts each image's quarter turn; the stimuli have no "
+                                       "categories)" if obj == "rotation" else "") + f", regime {bt.get('regime', 'standard')}")
     return out
 
 

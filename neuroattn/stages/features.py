@@ -69,18 +69,24 @@ def backbone_training(training: dict, backbone_config: dict) -> dict:
 
 def robustness_rows(backbone: str, robustness: dict) -> list[dict]:
     """Leaderboard rows (subject ``group``, metric ``accuracy``, target ``clean`` / ``rotated`` /
-    ``pgd``) of a trained backbone's held-out :func:`neuroattn.features.training.robustness`."""
+    ``pgd``) of a trained backbone's held-out :func:`neuroattn.features.training.robustness`;
+    target ``rotation`` (chance 0.25) for a backbone trained with the label-free objective."""
     from ..leaderboard import score_row
 
-    return [score_row("group", "fmri", backbone, key, "accuracy", robustness[key], n=robustness.get("n"))
+    rows = [score_row("group", "fmri", backbone, key, "accuracy", robustness[key], n=robustness.get("n"))
             for key in ("clean", "rotated", "pgd") if key in robustness]
+    if "rotation" in robustness:  # objective rotation: held-out quarter-turn prediction (4 classes)
+        rows.append(score_row("group", "fmri", backbone, "rotation", "accuracy", robustness["rotation"],
+                              n=robustness.get("n"), chance=0.25))
+    return rows
 
 
 @register("train_backbone")
 def train_backbone(weights: str, history: str, stimuli_dir: str, backbone: str, backbone_config: dict,
                    training: dict, seed: int, device: str = "auto", dataset=None, stimuli=None,
                    scores: str | None = None) -> None:
-    """Train ``backbone`` to classify the stimuli into their ``category`` (``stimuli.tsv``);
+    """Train ``backbone`` on the stimuli (``training["objective"]``: their ``category`` column of
+    ``stimuli.tsv``, or label-free rotation prediction, :func:`neuroattn.features.training.choose_objective`);
     write its state dict, the per-epoch training history and its held-out robustness.
 
     Parameters
@@ -89,7 +95,7 @@ def train_backbone(weights: str, history: str, stimuli_dir: str, backbone: str, 
         Output state dict (``torch.save``).
     history : str
         Output TSV: one row per epoch (``epoch``, ``loss``, ``train_acc``, ``val_acc``, ``lr``,
-        ``seconds``) plus the final train/validation accuracy.
+        ``seconds``) plus the final train/validation accuracy, ``regime`` and ``objective``.
     stimuli_dir : str
         Folder of the stimulus images and their ``stimuli.tsv``.
     backbone : str
@@ -111,25 +117,31 @@ def train_backbone(weights: str, history: str, stimuli_dir: str, backbone: str, 
     Raises
     ------
     ValueError
-        ``stimuli.tsv`` has no ``category`` column.
+        Objective ``category`` and ``stimuli.tsv`` has no ``category`` column (two values at least).
     """
     from ..features.backbones import load_backbone
     from ..features.training import train_backbone as fit
     from ..features.weights import save_weights
 
+    from ..features.training import choose_objective
+
     cfg = backbone_config
     table = stimulus_table(Path(stimuli_dir).parent)  # reads <parent>/stimuli
-    if "category" not in table.columns:
-        raise ValueError(f"{stimuli_dir}/stimuli.tsv: needs a 'category' column to train the backbone")
-    seed_everything(seed)
-    bb = load_backbone(cfg["arch"], num_classes=table["category"].nunique(), layers=cfg["layers"],
-                       **_backbone_kwargs(cfg))
     training = backbone_training(training, cfg)  # config.yaml fills what is missing; typos refused
-    result = fit(bb, list(table["path"]), table["category"].astype(str), seed=seed, device=device, **training)
+    # the workflow resolves auto before any job (rules/common.smk); here again for a stage run by hand
+    objective, why = choose_objective(training.pop("objective"),
+                                      table["category"] if "category" in table.columns else None)
+    log.info("backbone %s: objective %s (%s)", backbone, objective, why)
+    labels = table["category"].astype(str) if objective == "category" else None
+    seed_everything(seed)
+    bb = load_backbone(cfg["arch"], num_classes=4 if labels is None else labels.nunique(), layers=cfg["layers"],
+                       **_backbone_kwargs(cfg))
+    result = fit(bb, list(table["path"]), labels, objective=objective, seed=seed, device=device, **training)
     save_weights(bb, weights)
     rows = pd.DataFrame(result.history)
     rows["final_train_acc"], rows["final_val_acc"] = result.train_accuracy, result.val_accuracy
     rows["regime"] = result.regime
+    rows["objective"] = result.objective
     for key in ("clean", "rotated", "pgd"):
         rows[f"heldout_{key}_acc"] = result.robustness.get(key, float("nan"))
     if scores is not None:
