@@ -152,6 +152,9 @@ def subject_report_inputs(wildcards):
                 for layer in config["encode"]["layers"]
             ]
             inputs["routing_truth"] = routing_truth_files(s)  # simulated only: maps vs the true routing
+        if FMRI_FORMAT in VOXEL_MAP_FORMATS:  # rules/score.smk voxel_maps: per-voxel r on the bold reference
+            inputs["voxel_maps"] = voxel_map_files(s)
+            inputs["boldref"] = [f"{R}/sub-{s}/scores/sub-{s}_desc-boldref.nii.gz"]
         if len(FMRI_SUBJECTS) > 1:
             inputs["decode"] = [f"{R}/sub-{s}/decode/sub-{s}_model-incontext_pred.h5"]
     if s in EEG_SUBJECTS:
