@@ -26,7 +26,7 @@ def brain_map_section(subject: str, map_paths, boldref=None) -> dict:
     imgs = [nib.load(str(p)) for p in map_paths]
     peak = max((float(np.nanmax(np.abs(np.asarray(i.dataobj)))) for i in imgs), default=0.0)
     vmax = max(peak, 0.05)
-    bg = str(boldref) if boldref and Path(boldref).is_file() else False
+    bg = str(boldref) if boldref and Path(boldref).is_file() else None
     bg_txt = "the mean of the subject's first bold run" if bg else "no background"
     figs = []
     for p, img in zip(map_paths, imgs):
