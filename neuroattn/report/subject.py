@@ -234,7 +234,7 @@ def _eeg_section(subject, epochs_path, table_path, model_preds):
             patterns = {m: f[m]["pattern"][()] for m in models if "pattern" in f[m]}
         if cms:
             figs.append({"uri": fig_to_uri(figures.confusion_grid(cms, classes, f"protocol {protocol}")),
-                         "caption": f"confusion matrices, protocol {protocol} (rows true, columns predicted, summed over seeds)"})
+                         "caption": f"confusion matrices, protocol {protocol} (rows true, columns predicted; numbers: trials summed over seeds; colour: proportion of the true class, colour bar)"})
         for m in [m for m in imps if m == "basenet" or m.startswith("basenet_")][:3]:
             imp, method = imps[m]
             figs.append({"uri": fig_to_uri(_topomaps(imp, ch, classes, epochs.info, f"{m} ({protocol})")),
