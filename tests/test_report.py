@@ -357,3 +357,34 @@ def test_figures_are_embedded_at_a_readable_resolution():
     uri = fig_to_uri(fig)
     img = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
     assert img.info["dpi"][0] >= 100
+
+
+def test_true_routing_outlines_come_from_the_simulated_truth(tmp_path):
+    """Retinotopic queries: the RF of their voxels (x, y in image coordinates); category queries on an
+    example image: that image's object of the category."""
+    import h5py
+
+    from neuroattn.stages.report import true_routing
+
+    s = h5py.string_dtype("utf-8")
+    with h5py.File(tmp_path / "truth.h5", "w") as f:
+        f.create_dataset("voxel_roi", data=np.array(["ret_V1", "ret_V1", "cat_disk"], dtype=object), dtype=s)
+        f.create_dataset("voxel_hemi", data=np.array(["lh", "lh", "lh"], dtype=object), dtype=s)
+        f.create_dataset("voxel_ijk", data=np.zeros((3, 3), np.int32))
+        f.create_dataset("rf_center", data=np.array([[0.25, 0.75], [0.25, 0.75], [np.nan, np.nan]], np.float32))
+        f.create_dataset("rf_sigma", data=np.array([0.05, 0.05, np.nan], np.float32))
+        f.create_dataset("images", data=np.array(["a.png"], dtype=object), dtype=s)
+        f.create_dataset("roi_routing/cat_disk", data=np.full((64, 64), 1 / 64 ** 2, np.float32))
+        obj = np.zeros((1, 24, 24), np.float32)
+        obj[0, 2:5, 3:7] = 1 / 12
+        f.create_dataset("image_routing/cat_disk", data=obj)
+    with h5py.File(tmp_path / "pred.h5", "w") as f:
+        f.create_dataset("attention/rois", data=np.array(["ret_V1", "cat_disk"], dtype=object), dtype=s)
+        f.create_dataset("attention/mean", data=np.full((2, 4, 4), 1 / 16, np.float32))
+        f.create_dataset("attention/example_images", data=np.array(["a.png"], dtype=object), dtype=s)
+    t = true_routing(str(tmp_path / "truth.h5"), [str(tmp_path / "pred.h5")])[str(tmp_path / "pred.h5")]
+    assert t["mean"].shape == (2, 24, 24) and t["examples"].shape == (1, 2, 24, 24)
+    row, col = np.unravel_index(np.argmax(t["mean"][0]), (24, 24))
+    assert abs(row - 0.75 * 24) <= 1 and abs(col - 0.25 * 24) <= 1  # y = 0.75 down, x = 0.25 across
+    np.testing.assert_allclose(t["examples"][0, 1], obj[0])  # the example's own object
+    np.testing.assert_allclose(t["examples"][0, 0], t["mean"][0])  # RFs do not depend on the image

@@ -60,13 +60,14 @@ def subject_report(html: str, subject: str, leaderboard: str, config: dict, dseg
         true_routing=true_routing(sim_truth, _many(routing)) if sim_truth else None)
 
 
-def true_routing(truth_path: str, routing_preds: list, grid: int = 48) -> dict:
+def true_routing(truth_path: str, routing_preds: list, grid: int = 24) -> dict:
     """Simulated data: the true routing of each routing prediction file's queries, for outlines.
 
     Returns ``{pred path: {"mean": (n_q, grid, grid), "examples": (n_ex, n_q, grid, grid) or None}}``:
     the query's true map (:func:`neuroattn.stages.encode.truth_routing_maps`) and, per example
     image, the visible object of a category query's category in that image (the simulation's
-    ``image_routing``; other queries keep their mean map).
+    ``image_routing``; other queries keep their mean map). ``grid``: the simulation's
+    ``image_routing`` resolution (maps are only ever area-averaged down to it, never up).
     """
     from pathlib import Path
 
@@ -99,8 +100,9 @@ def true_routing(truth_path: str, routing_preds: list, grid: int = 48) -> dict:
                     for i, im in enumerate(ex):
                         if im in seen:
                             m = np.asarray(per_image[roi][seen[im]], dtype=np.float64)
-                            examples[i, q] = block_mean(m[None], (1, grid / m.shape[0], grid / m.shape[1]))[0] \
-                                if m.any() else np.nan
+                            if m.shape != (grid, grid):
+                                m = block_mean(m[None], (1, grid / m.shape[0], grid / m.shape[1]))[0]
+                            examples[i, q] = m if m.any() else np.nan
             out[str(p)] = {"mean": mean, "examples": examples}
     return out
 
