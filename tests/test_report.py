@@ -231,7 +231,7 @@ def test_brain_map_section_has_a_caption_and_a_colour_bar_per_encoder(tmp_path):
     ijk = np.array([[2, 3, 4], [5, 5, 5], [6, 7, 3]])
     aff = np.diag([8.0, 8.0, 8.0, 1.0])
     paths = []
-    for model, r in (("routing", [0.4, 0.2, 0.1]), ("ridge_grid", [0.1, -0.3, 0.0])):
+    for model, r in (("routing", [0.4, 0.2, 0.1]), ("ridge_grid", [0.1, -0.3, 0.0])):  # an underscore in the name
         p = tmp_path / f"sub-01_backbone-b_layer-layer3_model-{model}_stat-r_statmap.nii.gz"
         write_nifti(to_volume(r, ijk, (10, 12, 9), aff), p)
         paths.append(p)
@@ -241,7 +241,7 @@ def test_brain_map_section_has_a_caption_and_a_colour_bar_per_encoder(tmp_path):
     cap = sec["figures"][0]["caption"]
     assert cap.startswith("routing (layer3): voxelwise Pearson r") and "3 voxels, median 0.200" in cap
     assert "±0.40" in cap and "first bold run" in cap  # the shared scale is the largest |r| of all maps
-    assert "2 voxels" in sec["figures"][1]["caption"]  # ridge_grid's 0.0 voxel is unscored
+    assert sec["figures"][1]["caption"].startswith("ridge_grid (layer3)") and "2 voxels" in sec["figures"][1]["caption"]
     fig = brain_map(to_volume([0.4, 0.2, 0.1], ijk, (10, 12, 9), aff), str(tmp_path / "ref.nii.gz"), "t", vmax=0.4)
     assert fig.colorbar_ is not None and fig.colorbar_.get_ylabel() == "Pearson r"
     ticks = [float(t.get_text().replace("\u2212", "-")) for t in fig.colorbar_.get_yticklabels()]
@@ -388,3 +388,19 @@ def test_true_routing_outlines_come_from_the_simulated_truth(tmp_path):
     assert abs(row - 0.75 * 24) <= 1 and abs(col - 0.25 * 24) <= 1  # y = 0.75 down, x = 0.25 across
     np.testing.assert_allclose(t["examples"][0, 1], obj[0])  # the example's own object
     np.testing.assert_allclose(t["examples"][0, 0], t["mean"][0])  # RFs do not depend on the image
+
+
+def test_roi_map_names_every_roi_in_its_colour(tmp_path):
+    from neuroattn.data.volumes import to_volume, write_nifti
+    from neuroattn.report.subject import _roi_names
+    from neuroattn.report.figures import roi_map
+
+    aff = np.diag([8.0, 8.0, 8.0, 1.0])
+    aff[:3, 3] = [-40, -80, -30]
+    write_nifti(to_volume([1, 2, 2], [[2, 3, 4], [5, 5, 5], [6, 5, 5]], (10, 12, 9), aff),
+                tmp_path / "sub-01_desc-rois_dseg.nii.gz")
+    pd.DataFrame({"index": [1, 2], "name": ["ret_V1", "cat_face"]}).to_csv(tmp_path / "sub-01_desc-rois_dseg.tsv",
+                                                                           sep="\t", index=False)
+    names = _roi_names(tmp_path / "sub-01_desc-rois_dseg.nii.gz")
+    assert names == {1: "ret_V1", 2: "cat_face"}
+    assert roi_map(tmp_path / "sub-01_desc-rois_dseg.nii.gz", "t", names).roi_legend_ == ["ret_V1", "cat_face"]

@@ -15,7 +15,8 @@ __all__ = ["brain_map_section", "map_label"]
 def map_label(path) -> str:
     """``model (layer)`` from a ``..._layer-<l>_model-<m>_stat-r_statmap.nii.gz`` name (else the file name)."""
     name = Path(path).name
-    m, la = re.search(r"_model-([^_]+)", name), re.search(r"_layer-([^_]+)", name)
+    # model names hold underscores (ridge_grid): a name runs to the next entity (_stat-, _desc-)
+    m, la = re.search(r"_model-(.+?)_(?:stat|desc)-", name), re.search(r"_layer-(.+?)_model-", name)
     return f"{m.group(1)} ({la.group(1)})" if m and la else name
 
 

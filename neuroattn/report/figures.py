@@ -199,11 +199,31 @@ def channel_quality(ch_names, std_uv, title="channel standard deviation (uV)"):
     return fig
 
 
-def roi_map(dseg_path, title):
-    """ROIs of one subject drawn on nilearn's bundled MNI152 template (no download)."""
+def roi_map(dseg_path, title, names: dict | None = None):
+    """ROIs of one subject drawn on nilearn's bundled MNI152 template (no download).
+
+    ``names``: label value -> ROI name (the dseg's TSV); each ROI is then named in a legend in its
+    colour instead of a numbered colour bar. ``fig.roi_legend_`` lists the legend's texts.
+    """
+    from matplotlib.colors import ListedColormap
     from nilearn import datasets, plotting
 
     fig = plt.figure(figsize=(7, 2.6))
+    fig.roi_legend_ = []
+    if names:
+        n = int(max(names))
+        colours = [_PALETTE[(i - 1) % len(_PALETTE)] for i in range(1, n + 1)]
+        # one colour per label value: values 1..n map onto colours[0..n-1] with vmin/vmax at half-integers
+        plotting.plot_roi(str(dseg_path), bg_img=datasets.load_mni152_template(resolution=2), figure=fig,
+                          title=title, display_mode="ortho", draw_cross=False, cmap=ListedColormap(colours),
+                          vmin=0.5, vmax=n + 0.5, colorbar=False)
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=colours[int(v) - 1], label=str(names[v])) for v in sorted(names)]
+        leg = fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.02),
+                         ncol=min(6, len(handles)), fontsize=7, frameon=False)
+        fig.roi_legend_ = [t.get_text() for t in leg.get_texts()]
+        return fig
     plotting.plot_roi(str(dseg_path), bg_img=datasets.load_mni152_template(resolution=2), figure=fig,
                       title=title, display_mode="ortho", draw_cross=False, cmap="tab20")
     return fig
@@ -264,7 +284,7 @@ def brain_map(stat_img, bg_img, title, vmax=None, label="Pearson r"):
     fig = plt.figure(figsize=(7.5, 2.6))
     display = plotting.plot_stat_map(stat_img, bg_img=bg_img, figure=fig, title=title, display_mode="ortho",
                                      colorbar=True, vmax=vmax, threshold=1e-6, draw_cross=False, annotate=True,
-                                     black_bg=False, dim=0, cmap="RdBu_r", symmetric_cbar=True)
+                                     black_bg=False, dim=-0.5, cmap="RdBu_r", symmetric_cbar=True)
     fig.colorbar_ = getattr(display, "_colorbar_ax", None)  # nilearn keeps the colour bar's axes here
     if fig.colorbar_ is not None:
         fig.colorbar_.set_ylabel(label, fontsize=7)

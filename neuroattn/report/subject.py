@@ -67,9 +67,20 @@ def _fmri_section(subject, betas_path, dseg_path, test_images):
             "with the test images' repeat counts.")
     figs = [{"uri": fig_to_uri(figures.ceiling_hist(nc_by_roi)), "caption": "voxel noise ceilings per ROI"}]
     if dseg_path and Path(dseg_path).is_file():
-        figs.insert(0, {"uri": fig_to_uri(figures.roi_map(dseg_path, f"sub-{subject} ROIs")),
-                        "caption": "ROIs on the MNI152 template"})
+        figs.insert(0, {"uri": fig_to_uri(figures.roi_map(dseg_path, f"sub-{subject} ROIs", _roi_names(dseg_path))),
+                        "caption": "ROIs on the MNI152 template, each named in its colour"})
     return {"title": "fMRI data", "text": text, "table": table(pd.DataFrame(rows)), "figures": figs}
+
+
+def _roi_names(dseg_path) -> dict | None:
+    """Label value -> ROI name from the dseg's TSV (``index``, ``name``) beside it; None without one."""
+    tsv = Path(str(dseg_path).replace(".nii.gz", ".tsv").replace(".nii", ".tsv"))
+    if not tsv.is_file():
+        return None
+    t = pd.read_csv(tsv, sep="\t")
+    if not {"index", "name"} <= set(t.columns):
+        return None
+    return {int(i): str(n) for i, n in zip(t["index"], t["name"]) if int(i) > 0}
 
 
 def _load_stimulus(stim_dir, name):
@@ -79,7 +90,7 @@ def _load_stimulus(stim_dir, name):
         return np.asarray(im.convert("RGB"))
 
 
-ATTENTION_SCALE = "attention weight per token (each map sums to 1; uniform = 1/n_tokens)"
+ATTENTION_SCALE = "attention weight (map sums to 1)"
 
 
 def _attention_section(pred_paths, stim_dir, n_examples, true_routing=None):
@@ -119,7 +130,8 @@ def _attention_section(pred_paths, stim_dir, n_examples, true_routing=None):
                 figs.append({"uri": fig_to_uri(figures.image_grid(
                     imgs, list(ex_imgs), overlays=[m[r] for m in ex_maps], scale_label=ATTENTION_SCALE,
                     fixation=True, outlines=outl, outline_label="true RF" if roi.startswith("ret_") else "object")),
-                    "caption": f"{roi}: attention over example test stimuli (+ = fixation)" +
+                    "caption": f"{roi}: attention over example test stimuli (+ = fixation; weights per token, each map "
+                               f"sums to 1, uniform {1 / n_tok:.3f})" +
                                ("; cyan: the true " + ("receptive field" if roi.startswith("ret_") else
                                                        "object outline of the ROI's category") if outl else "")})
     if not figs:
