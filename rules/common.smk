@@ -137,6 +137,17 @@ def mem_mb(base):
     return lambda wildcards, attempt: base * attempt
 
 
+# Voxelwise r maps (rules/score.smk voxel_maps): only formats with volumetric bold runs.
+VOXEL_MAP_FORMATS = ("bids", "fmriprep")
+
+
+def voxel_map_files(subject):
+    """The subject's per-encoder ``_stat-r_statmap.nii.gz`` (one per encoded layer x model)."""
+    b = config["encode"]["backbone"]
+    return [f"{R}/sub-{subject}/scores/sub-{subject}_backbone-{b}_layer-{layer}_model-{model}_stat-r_statmap.nii.gz"
+            for layer in config["encode"]["layers"] for model in config["encode"]["models"]]
+
+
 def subject_report_inputs(wildcards):
     """Everything one subject's report reads: scores, betas, attention maps, decoding, EEG."""
     s = wildcards.subject

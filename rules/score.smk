@@ -113,17 +113,7 @@ rule leaderboard:
         "scripts/leaderboard.py"
 
 
-# Voxelwise maps (the subject page draws them with nilearn): volumetric formats only.
-VOXEL_MAP_FORMATS = ("bids", "fmriprep")
-
-
-def voxel_map_files(subject):
-    """The subject's per-encoder ``_stat-r_statmap.nii.gz`` (one per encoded layer x model)."""
-    b = config["encode"]["backbone"]
-    return [f"{R}/sub-{subject}/scores/sub-{subject}_backbone-{b}_layer-{layer}_model-{model}_stat-r_statmap.nii.gz"
-            for layer in config["encode"]["layers"] for model in config["encode"]["models"]]
-
-
+# Voxelwise maps (the subject page draws them with nilearn): volumetric formats only (VOXEL_MAP_FORMATS).
 localrules:
     voxel_maps,
 
