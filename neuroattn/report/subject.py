@@ -127,6 +127,8 @@ def _attention_section(pred_paths, stim_dir, n_examples, true_routing=None):
             for r, roi in enumerate(rois[: min(4, len(rois))]):
                 imgs = [_load_stimulus(stim_dir, im) for im in ex_imgs]
                 outl = [t_ex[i][r] for i in range(len(ex_imgs))] if t_ex is not None else None
+                if outl is not None and not any(np.isfinite(o).any() for o in outl):
+                    outl = None  # the category is in none of the examples: nothing to outline (nor to say)
                 figs.append({"uri": fig_to_uri(figures.image_grid(
                     imgs, list(ex_imgs), overlays=[m[r] for m in ex_maps], scale_label=ATTENTION_SCALE,
                     fixation=True, outlines=outl, outline_label="true RF" if roi.startswith("ret_") else "object")),
