@@ -137,6 +137,17 @@ def mem_mb(base):
     return lambda wildcards, attempt: base * attempt
 
 
+# Voxelwise r maps (rules/score.smk voxel_maps): only formats with volumetric bold runs.
+VOXEL_MAP_FORMATS = ("bids", "fmriprep")
+
+
+def voxel_map_files(subject):
+    """The subject's per-encoder ``_stat-r_statmap.nii.gz`` (one per encoded layer x model)."""
+    b = config["encode"]["backbone"]
+    return [f"{R}/sub-{subject}/scores/sub-{subject}_backbone-{b}_layer-{layer}_model-{model}_stat-r_statmap.nii.gz"
+            for layer in config["encode"]["layers"] for model in config["encode"]["models"]]
+
+
 def subject_report_inputs(wildcards):
     """Everything one subject's report reads: scores, betas, attention maps, decoding, EEG."""
     s = wildcards.subject
@@ -152,6 +163,9 @@ def subject_report_inputs(wildcards):
                 for layer in config["encode"]["layers"]
             ]
             inputs["routing_truth"] = routing_truth_files(s)  # simulated only: maps vs the true routing
+        if FMRI_FORMAT in VOXEL_MAP_FORMATS:  # rules/score.smk voxel_maps: per-voxel r on the bold reference
+            inputs["voxel_maps"] = voxel_map_files(s)
+            inputs["boldref"] = [f"{R}/sub-{s}/scores/sub-{s}_desc-boldref.nii.gz"]
         if len(FMRI_SUBJECTS) > 1:
             inputs["decode"] = [f"{R}/sub-{s}/decode/sub-{s}_model-incontext_pred.h5"]
     if s in EEG_SUBJECTS:

@@ -111,3 +111,31 @@ rule leaderboard:
         "../environment.yml"
     script:
         "scripts/leaderboard.py"
+
+
+# Voxelwise maps (the subject page draws them with nilearn): volumetric formats only (VOXEL_MAP_FORMATS).
+localrules:
+    voxel_maps,
+
+
+rule voxel_maps:
+    input:
+        betas=lambda w: betas_path(w.subject),
+        preds=lambda w: [rules.encode.output.pred.format(subject=w.subject, backbone=config["encode"]["backbone"],
+                                                         layer=layer, model=model)
+                         for layer in config["encode"]["layers"] for model in config["encode"]["models"]],
+        dataset=fmri_dataset,
+    output:
+        maps=voxel_map_files("{subject}"),
+        boldref=f"{R}/sub-{{subject}}/scores/sub-{{subject}}_desc-boldref.nii.gz",
+    params:
+        bids_root=fmri_root(),
+        format=FMRI_FORMAT,
+        adapter=config["fmri"].get("adapter") or {},
+        task=FMRI_TASK,
+    log:
+        f"{R}/logs/voxel_maps/sub-{{subject}}.log",
+    conda:
+        "../environment.yml"
+    script:
+        "scripts/voxel_maps.py"

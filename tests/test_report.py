@@ -183,3 +183,224 @@ def test_header_lists_each_config_file_once_in_merge_order():
     got = _config_files([str(REPO / "config/config.yaml"), str(REPO / "config/tiny.yaml"), "/tmp/x/overlay.yaml",
                          "config/config.yaml"])  # snakemake repeats the Snakefile's configfile
     assert got == ["config/config.yaml", "config/tiny.yaml", "/tmp/x/overlay.yaml"]
+
+
+# ---------------------------------------------------------------- issue 18: figures that explain themselves
+def _voxel_fixture(tmp_path):
+    """A 3-voxel beta file on an 8 mm grid and one encoder prediction file with known per-voxel r."""
+    import h5py
+
+    from neuroattn.data.betas import Betas
+
+    ijk = np.array([[2, 3, 4], [5, 5, 5], [6, 7, 3]], dtype=np.int32)
+    b = Betas(subject="01", trial_betas=np.zeros((4, 3)), trial_image=["a.png", "a.png", "b.png", "b.png"],
+              voxel_roi=["V1", "V1", "V2"], voxel_ijk=ijk, affine=np.diag([8.0, 8.0, 8.0, 1.0]), shape=(10, 12, 9))
+    b.write(tmp_path / "betas.h5")
+    r = np.array([0.3, -0.1, np.nan], dtype=np.float32)
+    with h5py.File(tmp_path / "pred.h5", "w") as f:
+        f.create_dataset("pearson_r", data=r)
+        f.create_dataset("voxel_index", data=np.arange(3, dtype=np.int32))
+    return ijk, r
+
+
+def test_voxel_maps_stage_puts_each_voxels_r_at_its_place(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    from neuroattn.stages.scoring import voxel_maps
+
+    ijk, r = _voxel_fixture(tmp_path)
+    out = tmp_path / "sub-01_backbone-b_layer-l_model-routing_stat-r_statmap.nii.gz"
+    voxel_maps(str(tmp_path / "betas.h5"), [str(tmp_path / "pred.h5")], [str(out)], str(tmp_path / "ref.nii.gz"),
+               bids_root="", subject="01", task="t", format="nsd")  # nsd: no bold runs, the mask is the reference
+    img = nib.load(out)
+    d = np.asarray(img.dataobj)
+    assert d.shape == (10, 12, 9) and np.allclose(img.affine, np.diag([8.0, 8.0, 8.0, 1.0]))
+    assert d[2, 3, 4] == pytest.approx(0.3) and d[5, 5, 5] == pytest.approx(-0.1)
+    assert d[6, 7, 3] == 0 and np.count_nonzero(d) == 2  # NaN r and unscored voxels: 0 (transparent)
+    ref = np.asarray(nib.load(tmp_path / "ref.nii.gz").dataobj)
+    assert ref.sum() == 3 and ref[6, 7, 3] == 1
+    with pytest.raises(ValueError, match="1 prediction files for 2 map outputs"):
+        voxel_maps(str(tmp_path / "betas.h5"), [str(tmp_path / "pred.h5")], [str(out), str(out)], str(tmp_path / "r.nii.gz"),
+                   bids_root="", subject="01", task="t", format="nsd")
+
+
+def test_brain_map_section_has_a_caption_and_a_colour_bar_per_encoder(tmp_path):
+    from neuroattn.data.volumes import to_volume, write_nifti
+    from neuroattn.report.brain_maps import brain_map_section
+    from neuroattn.report.figures import brain_map
+
+    ijk = np.array([[2, 3, 4], [5, 5, 5], [6, 7, 3]])
+    aff = np.diag([8.0, 8.0, 8.0, 1.0])
+    paths = []
+    for model, r in (("routing", [0.4, 0.2, 0.1]), ("ridge_grid", [0.1, -0.3, 0.0])):  # an underscore in the name
+        p = tmp_path / f"sub-01_backbone-b_layer-layer3_model-{model}_stat-r_statmap.nii.gz"
+        write_nifti(to_volume(r, ijk, (10, 12, 9), aff), p)
+        paths.append(p)
+    write_nifti(to_volume(np.ones(3), ijk, (10, 12, 9), aff), tmp_path / "ref.nii.gz")
+    sec = brain_map_section("01", paths, tmp_path / "ref.nii.gz")
+    assert len(sec["figures"]) == 2 and all(f["uri"].startswith("data:image/png;base64,") for f in sec["figures"])
+    cap = sec["figures"][0]["caption"]
+    assert cap.startswith("routing (layer3): voxelwise Pearson r") and "3 voxels, median 0.200" in cap
+    assert "±0.40" in cap and "first bold run" in cap  # the shared scale is the largest |r| of all maps
+    assert sec["figures"][1]["caption"].startswith("ridge_grid (layer3)") and "2 voxels" in sec["figures"][1]["caption"]
+    fig = brain_map(to_volume([0.4, 0.2, 0.1], ijk, (10, 12, 9), aff), str(tmp_path / "ref.nii.gz"), "t", vmax=0.4)
+    assert fig.colorbar_ is not None and fig.colorbar_.get_ylabel() == "Pearson r"
+    ticks = [float(t.get_text().replace("\u2212", "-")) for t in fig.colorbar_.get_yticklabels()]
+    assert min(ticks) == pytest.approx(-0.4) and max(ticks) == pytest.approx(0.4)
+
+
+def test_confusion_matrices_name_every_class_in_full_and_carry_a_colour_bar():
+    from neuroattn.report.figures import confusion_grid
+
+    classes = ["left_hand", "right_hand", "feet", "tongue"]
+    fig = confusion_grid({"basenet": np.eye(4) * 5 + 1, "eegnet": np.ones((4, 4))}, classes, "t")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["basenet (0.67)", "eegnet (0.25)"]  # 24 of 36 on the diagonal
+    for ax in panels:
+        assert [t.get_text() for t in ax.get_xticklabels()] == classes
+        assert [t.get_text() for t in ax.get_yticklabels()] == classes
+    assert len(fig.axes) == 2 + 1  # two panels + one shared colour bar
+    assert fig.axes[-1].get_ylabel() == "proportion of the true class"
+
+
+def test_attention_grid_shows_scale_fixation_and_true_outline():
+    from matplotlib.collections import LineCollection
+    from matplotlib.contour import ContourSet
+
+    from neuroattn.report.figures import image_grid
+
+    att = np.zeros((4, 4))
+    att[1, 2] = 0.7
+    rf = np.exp(-((np.arange(16)[:, None] - 5) ** 2 + (np.arange(16)[None] - 10) ** 2) / 8.0)
+    fig = image_grid([np.zeros((64, 64, 3))] * 2, ["ret_V1.lh", "cat_a.lh"], overlays=[att, att / 2],
+                     scale_label="attention weight", fixation=True, outlines=[rf, None])
+    assert fig.colorbar_.ax.get_ylabel() == "attention weight"
+    assert fig.colorbar_.vmin == 0 and fig.colorbar_.vmax == pytest.approx(0.7)  # one scale for every panel
+    a0, a1 = fig.axes[0], fig.axes[1]
+    assert any(isinstance(c, (ContourSet, LineCollection)) for c in a0.collections + a0.get_children())
+    assert not any(isinstance(c, ContourSet) for c in a1.get_children())  # no truth given, no outline
+    cross = [ln for ln in a0.lines if ln.get_marker() == "+"]
+    assert cross and tuple(cross[0].get_xydata()[0]) == (32.0, 32.0)  # fixation at the image centre
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["truth (half max)", "fixation (image centre)"]
+
+
+def test_decoding_titles_mark_correct_and_wrong_and_give_the_true_rank():
+    from neuroattn.report.subject import decode_titles
+
+    test = np.array(["a.png", "b.png", "c.png"])
+    cands = np.array(["a.png", "b.png", "c.png", "d.png"])
+    top5 = np.array([[0, 1, 2, 3], [2, 1, 0, 3], [3, 0, 1, 2]])
+    t = decode_titles(test, cands, top5[:, 0], ranks=np.array([1, 2, 4]))
+    assert t[0] == ("true a.png\nrank 1 of 4", "CORRECT: a.png", True)
+    assert t[1] == ("true b.png\nrank 2 of 4", "WRONG: c.png", False)
+    assert t[2][0] == "true c.png\nrank 4 of 4" and not t[2][2]
+    old = decode_titles(test, cands, top5[:, 0], ranks=None, top5=top5[:, :2])  # files with the top 5 only
+    assert [x[0].split("\n")[1] for x in old] == ["rank 1 of 4", "rank 2 of 4", "rank >5 of 4"]
+
+
+def test_incontext_retrieval_ranks_agree_with_topk():
+    from neuroattn.models.incontext import retrieve
+
+    rng = np.random.default_rng(0)
+    cand = rng.normal(size=(6, 5))
+    pred = cand[[2, 0, 5]] + 0.01 * rng.normal(size=(3, 5))
+    pred[1] = cand[3]  # the second query retrieves d, not a
+    out = retrieve(pred, cand, [f"i{j}" for j in range(6)], ["i2", "i0", "i5"], ks=(1,))
+    assert out["rank"][0] == 1 and out["rank"][2] == 1 and out["rank"][1] > 1
+    assert out["top1"] == pytest.approx(np.mean(out["rank"] == 1))
+
+
+def test_trials_per_class_counts_kept_epochs(tmp_path):
+    mne = pytest.importorskip("mne")
+    from neuroattn.report.subject import _eeg_section, kept_per_class
+
+    info = mne.create_info(["C3", "Cz", "C4"], 100.0, "eeg")
+    info.set_montage(mne.channels.make_standard_montage("standard_1020"))
+    events = np.array([[i * 100, 0, c] for i, c in enumerate([1, 1, 2, 2, 2])])
+    ep = mne.EpochsArray(np.zeros((5, 3, 20)), info, events, event_id={"left_hand": 1, "right_hand": 2}, verbose="error")
+    ep.drop([0], reason="too noisy", verbose="error")
+    assert kept_per_class(ep) == {"left_hand": 1, "right_hand": 3}
+    ep.save(tmp_path / "x_epo.fif", verbose="error")
+    pd.DataFrame({"label": ["left_hand", "left_hand", "right_hand", "right_hand", "right_hand"],
+                  "kept": [False, True, True, True, True],
+                  "drop_reason": ["amplitude", "n/a", "n/a", "n/a", "n/a"]}).to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    text = _eeg_section("01", tmp_path / "x_epo.fif", tmp_path / "t.tsv", [])["text"]
+    assert "Trials per class (kept epochs): left_hand: 1, right_hand: 3." in text  # the table's 2 left_hand rows: one dropped
+    assert "1 epochs dropped (amplitude: 1)" in text
+
+
+def test_topomaps_name_channels_and_carry_a_colour_bar():
+    mne = pytest.importorskip("mne")
+    from neuroattn.report import subject
+
+    chs = ["Fz", "C3", "Cz", "C4", "Pz"]
+    info = mne.create_info(chs, 250.0, "eeg")
+    info.set_montage(mne.channels.make_standard_montage("standard_1020"))
+    fig = subject._topomaps(np.arange(10.0).reshape(2, 5), chs, ["left_hand", "right_hand"], info, "t")
+    maps, bar = fig.axes[:2], fig.axes[2:]
+    assert [ax.get_title() for ax in maps] == ["left_hand", "right_hand"]
+    for ax in maps:
+        assert {t.get_text() for t in ax.texts} >= set(chs)  # every electrode named
+    assert len(bar) == 1 and bar[0].get_ylabel() == "importance"
+
+
+def test_figures_are_embedded_at_a_readable_resolution():
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from neuroattn.report.html import fig_to_uri
+
+    fig, ax = plt.subplots(figsize=(2, 1))
+    uri = fig_to_uri(fig)
+    img = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert img.info["dpi"][0] >= 100
+
+
+def test_true_routing_outlines_come_from_the_simulated_truth(tmp_path):
+    """Retinotopic queries: the RF of their voxels (x, y in image coordinates); category queries on an
+    example image: that image's object of the category."""
+    import h5py
+
+    from neuroattn.stages.report import true_routing
+
+    s = h5py.string_dtype("utf-8")
+    with h5py.File(tmp_path / "truth.h5", "w") as f:
+        f.create_dataset("voxel_roi", data=np.array(["ret_V1", "ret_V1", "cat_disk"], dtype=object), dtype=s)
+        f.create_dataset("voxel_hemi", data=np.array(["lh", "lh", "lh"], dtype=object), dtype=s)
+        f.create_dataset("voxel_ijk", data=np.zeros((3, 3), np.int32))
+        f.create_dataset("rf_center", data=np.array([[0.25, 0.75], [0.25, 0.75], [np.nan, np.nan]], np.float32))
+        f.create_dataset("rf_sigma", data=np.array([0.05, 0.05, np.nan], np.float32))
+        f.create_dataset("images", data=np.array(["a.png"], dtype=object), dtype=s)
+        f.create_dataset("roi_routing/cat_disk", data=np.full((64, 64), 1 / 64 ** 2, np.float32))
+        obj = np.zeros((1, 24, 24), np.float32)
+        obj[0, 2:5, 3:7] = 1 / 12
+        f.create_dataset("image_routing/cat_disk", data=obj)
+    with h5py.File(tmp_path / "pred.h5", "w") as f:
+        f.create_dataset("attention/rois", data=np.array(["ret_V1", "cat_disk"], dtype=object), dtype=s)
+        f.create_dataset("attention/mean", data=np.full((2, 4, 4), 1 / 16, np.float32))
+        f.create_dataset("attention/example_images", data=np.array(["a.png"], dtype=object), dtype=s)
+    t = true_routing(str(tmp_path / "truth.h5"), [str(tmp_path / "pred.h5")])[str(tmp_path / "pred.h5")]
+    assert t["mean"].shape == (2, 24, 24) and t["examples"].shape == (1, 2, 24, 24)
+    row, col = np.unravel_index(np.argmax(t["mean"][0]), (24, 24))
+    assert abs(row - 0.75 * 24) <= 1 and abs(col - 0.25 * 24) <= 1  # y = 0.75 down, x = 0.25 across
+    np.testing.assert_allclose(t["examples"][0, 1], obj[0])  # the example's own object
+    np.testing.assert_allclose(t["examples"][0, 0], t["mean"][0])  # RFs do not depend on the image
+
+
+def test_roi_map_names_every_roi_in_its_colour(tmp_path):
+    from neuroattn.data.volumes import to_volume, write_nifti
+    from neuroattn.report.subject import _roi_names
+    from neuroattn.report.figures import roi_map
+
+    aff = np.diag([8.0, 8.0, 8.0, 1.0])
+    aff[:3, 3] = [-40, -80, -30]
+    write_nifti(to_volume([1, 2, 2], [[2, 3, 4], [5, 5, 5], [6, 5, 5]], (10, 12, 9), aff),
+                tmp_path / "sub-01_desc-rois_dseg.nii.gz")
+    pd.DataFrame({"index": [1, 2], "name": ["ret_V1", "cat_face"]}).to_csv(tmp_path / "sub-01_desc-rois_dseg.tsv",
+                                                                           sep="\t", index=False)
+    names = _roi_names(tmp_path / "sub-01_desc-rois_dseg.nii.gz")
+    assert names == {1: "ret_V1", 2: "cat_face"}
+    assert roi_map(tmp_path / "sub-01_desc-rois_dseg.nii.gz", "t", names).roi_legend_ == ["ret_V1", "cat_face"]

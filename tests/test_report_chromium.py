@@ -117,9 +117,15 @@ def results(tmp_path):
     lb = tmp_path / "scores" / "leaderboard.tsv"
     gather([tmp_path / "rows.tsv"], lb)
     build_group_report(tmp_path / "report.html", lb, CONFIG, configfiles=["config/config.yaml"])
+    from neuroattn.data.volumes import to_volume, write_nifti
+
+    ijk = np.array([[2, 3, 4], [5, 5, 5], [6, 7, 3]])
+    vmap = tmp_path / "sub-01_backbone-b_layer-layer3_model-routing_stat-r_statmap.nii.gz"
+    write_nifti(to_volume([0.4, 0.2, -0.1], ijk, (10, 12, 9), np.diag([8.0, 8.0, 8.0, 1.0])), vmap)
     for s in ["01", "02", "03"]:
         (tmp_path / f"sub-{s}").mkdir()
-        build_subject_report(tmp_path / f"sub-{s}" / "report.html", s, lb, CONFIG, configfiles=["config/config.yaml"])
+        build_subject_report(tmp_path / f"sub-{s}" / "report.html", s, lb, CONFIG, configfiles=["config/config.yaml"],
+                             voxel_maps=[vmap] if s == "01" else ())
     return tmp_path
 
 
@@ -137,6 +143,34 @@ def test_group_and_subject_pages_in_chromium(results, tmp_path):
         if not urlparse(href).scheme and not href.startswith("#"):
             assert (results / unquote(href)).is_file(), f"group page link {href} does not resolve"
     assert "../report.html" in sub.links and (results / "sub-01" / "../report.html").resolve().is_file()
+    brain = [f for f in sub.figures if "voxelwise Pearson r" in f["caption"]]
+    assert len(brain) == 1 and brain[0]["caption"].startswith("routing (layer3)") and "colour bar" in brain[0]["caption"]
+
+
+def _page_width(page: Path, tmp_path: Path) -> int:
+    """The rendered page's scroll width in a 1000 px wide window (a script writes it into the DOM)."""
+    html = page.read_text().replace(
+        "</body>", "<script>document.body.setAttribute('data-sw', document.documentElement.scrollWidth)</script></body>")
+    probe = page.with_name("probe.html")
+    probe.write_text(html)
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--window-size=1000,800",
+             f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", probe.as_uri()]
+    out = subprocess.run(flags, capture_output=True, text=True, timeout=180).stdout
+    import re
+
+    return int(re.search(r'data-sw="(\d+)"', out).group(1))
+
+
+def test_wide_tables_scroll_inside_the_page(tmp_path):
+    """A 40-column table stays inside a 1000 px window; without the scroll box it widens the page."""
+    from neuroattn.report.html import render_page
+
+    wide = {"columns": [f"column_{i:02d}" for i in range(40)], "rows": [[f"value {i} long text" for i in range(40)]]}
+    page = tmp_path / "wide.html"
+    html = render_page(page, title="wide", sections=[{"title": "t", "table": wide}])
+    assert _page_width(page, tmp_path) <= 1000
+    page.write_text(html.replace('<div class="scroll">', "<div>"))
+    assert _page_width(page, tmp_path) > 2000  # the check can fail: the bare table overflows the page
 
 
 def test_the_check_fails_on_a_raw_ceiling(results, tmp_path):

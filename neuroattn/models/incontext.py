@@ -100,7 +100,8 @@ def retrieve(pred: np.ndarray, candidates: np.ndarray, candidate_names, target_n
     Returns
     -------
     dict with ``top<k>`` accuracies, ``cosine`` (mean cosine to the true embedding), ``n_candidates``,
-    ``ranking`` (n, m) candidate indices sorted by similarity.
+    ``ranking`` (n, m) candidate indices sorted by similarity, ``rank`` (n,) the 1-based rank of
+    each true image among the candidates.
     """
     candidate_names = np.asarray(candidate_names).astype(str)
     target_names = np.asarray(target_names).astype(str)
@@ -121,6 +122,8 @@ def retrieve(pred: np.ndarray, candidates: np.ndarray, candidate_names, target_n
     out["cosine"] = float(np.mean(sim[np.arange(len(target)), target]))
     out["n_candidates"] = len(candidate_names)
     out["ranking"] = np.argsort(-sim, axis=1, kind="stable")
+    # 1-based rank of each true image, ties in its favour (as top-k counts hits): the report's "rank r of m"
+    out["rank"] = np.asarray(topk_retrieval(pred, candidates, target, k=1).raw, dtype=int) + 1
     return out
 
 

@@ -56,11 +56,19 @@ def pattern_grid(patterns: dict, ch_names, classes, info, title: str):
     lim = max(float(np.nanmax(np.abs(p))) for p in patterns.values()) or 1.0
     fig, axes = plt.subplots(len(patterns), len(classes), figsize=(1.9 * len(classes), 1.9 * len(patterns)),
                              squeeze=False)
+    im = None
     for row, (model, pat) in zip(axes, patterns.items()):
         for ax, cls, values in zip(row, classes, np.asarray(pat)):
-            mne.viz.plot_topomap(np.nan_to_num(values[keep]), sub_info, axes=ax, show=False, contours=0,
-                                 cmap="RdBu_r", vlim=(-lim, lim))
+            out = mne.viz.plot_topomap(np.nan_to_num(values[keep]), sub_info, axes=ax, show=False, contours=0,
+                                       cmap="RdBu_r", vlim=(-lim, lim), names=sub_info.ch_names)
+            im = out[0] if out else im
+            for t in ax.texts:  # electrode names, small
+                t.set_fontsize(4)
             ax.set_title(f"{model}: {cls}", fontsize=7)
+    if im is not None:
+        cb = fig.colorbar(im, ax=list(axes.ravel()), fraction=0.02, pad=0.02)
+        cb.set_label("pattern (correlation)", fontsize=7)
+        cb.ax.tick_params(labelsize=6)
     fig.suptitle(f"{title}; colour scale ±{lim:.2f}", fontsize=8)
     return fig
 

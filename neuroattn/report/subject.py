@@ -14,6 +14,7 @@ from .html import fig_to_uri, render_page, table
 from .provenance import provenance
 from .summary import page_header
 from .eeg_maps import PATTERN_CAPTION, channel_picks, pattern_grid, truth_section
+from .brain_maps import brain_map_section
 
 
 MAIN_METRIC = {"fmri": "noise_normalized_r2", "eeg": "accuracy"}
@@ -66,9 +67,20 @@ def _fmri_section(subject, betas_path, dseg_path, test_images):
             "with the test images' repeat counts.")
     figs = [{"uri": fig_to_uri(figures.ceiling_hist(nc_by_roi)), "caption": "voxel noise ceilings per ROI"}]
     if dseg_path and Path(dseg_path).is_file():
-        figs.insert(0, {"uri": fig_to_uri(figures.roi_map(dseg_path, f"sub-{subject} ROIs")),
-                        "caption": "ROIs on the MNI152 template"})
+        figs.insert(0, {"uri": fig_to_uri(figures.roi_map(dseg_path, f"sub-{subject} ROIs", _roi_names(dseg_path))),
+                        "caption": "ROIs on the MNI152 template, each named in its colour"})
     return {"title": "fMRI data", "text": text, "table": table(pd.DataFrame(rows)), "figures": figs}
+
+
+def _roi_names(dseg_path) -> dict | None:
+    """Label value -> ROI name from the dseg's TSV (``index``, ``name``) beside it; None without one."""
+    tsv = Path(str(dseg_path).replace(".nii.gz", ".tsv").replace(".nii", ".tsv"))
+    if not tsv.is_file():
+        return None
+    t = pd.read_csv(tsv, sep="\t")
+    if not {"index", "name"} <= set(t.columns):
+        return None
+    return {int(i): str(n) for i, n in zip(t["index"], t["name"]) if int(i) > 0}
 
 
 def _load_stimulus(stim_dir, name):
@@ -78,9 +90,17 @@ def _load_stimulus(stim_dir, name):
         return np.asarray(im.convert("RGB"))
 
 
-def _attention_section(pred_paths, stim_dir, n_examples):
-    """Routing attention maps (head-averaged, per ROI) over example stimuli."""
+ATTENTION_SCALE = "attention weight (map sums to 1)"
+
+
+def _attention_section(pred_paths, stim_dir, n_examples, true_routing=None):
+    """Routing attention maps (head-averaged, per ROI) over example stimuli.
+
+    ``true_routing``: simulated data only, ``{pred path: {"mean": (n_q, h, w), "examples":
+    (n_ex, n_q, h, w) or None}}`` true routing maps, drawn as half-maximum outlines.
+    """
     figs = []
+    true_routing = true_routing or {}
     for p in pred_paths:
         with h5py.File(p, "r") as f:
             if "attention" not in f:
@@ -90,14 +110,32 @@ def _attention_section(pred_paths, stim_dir, n_examples):
             mean_maps = g["mean"][()]  # (n_rois, h, w)
             ex_imgs = g["example_images"].asstr()[()][:n_examples] if "example_images" in g else []
             ex_maps = g["examples"][()][:n_examples] if "examples" in g else None  # (n_ex, n_rois, h, w)
+        truth = true_routing.get(str(p)) or {}
+        t_mean = truth.get("mean")
+        t_ex = truth.get("examples")
+        n_tok = int(np.prod(mean_maps.shape[1:]))
         blank = np.full((64, 64, 3), 0.5)
-        figs.append({"uri": fig_to_uri(figures.image_grid([blank] * len(rois), list(rois), overlays=list(mean_maps))),
-                     "caption": f"{Path(p).name}: attention per ROI query, head-averaged, mean over test images"})
+        truth_txt = ("; cyan: the true routing (half maximum): the mean receptive field of the query's voxels "
+                     "(ret_*) or where its category's objects lie (cat_*)") if t_mean is not None else ""
+        figs.append({"uri": fig_to_uri(figures.image_grid(
+            [blank] * len(rois), list(rois), overlays=list(mean_maps), scale_label=ATTENTION_SCALE, fixation=True,
+            outlines=list(t_mean) if t_mean is not None else None, outline_label="true routing")),
+            "caption": f"{Path(p).name}: attention per ROI query, head-averaged, mean over test images, on the "
+                       f"visual field (grey square = the image; + = fixation at its centre; {n_tok} tokens, "
+                       f"uniform {1 / n_tok:.3f}){truth_txt}"})
         if ex_maps is not None and len(ex_imgs):
             for r, roi in enumerate(rois[: min(4, len(rois))]):
                 imgs = [_load_stimulus(stim_dir, im) for im in ex_imgs]
-                figs.append({"uri": fig_to_uri(figures.image_grid(imgs, list(ex_imgs), overlays=[m[r] for m in ex_maps])),
-                             "caption": f"{roi}: attention over example test stimuli"})
+                outl = [t_ex[i][r] for i in range(len(ex_imgs))] if t_ex is not None else None
+                if outl is not None and not any(np.isfinite(o).any() for o in outl):
+                    outl = None  # the category is in none of the examples: nothing to outline (nor to say)
+                figs.append({"uri": fig_to_uri(figures.image_grid(
+                    imgs, list(ex_imgs), overlays=[m[r] for m in ex_maps], scale_label=ATTENTION_SCALE,
+                    fixation=True, outlines=outl, outline_label="true RF" if roi.startswith("ret_") else "object")),
+                    "caption": f"{roi}: attention over example test stimuli (+ = fixation; weights per token, each map "
+                               f"sums to 1, uniform {1 / n_tok:.3f})" +
+                               ("; cyan: the true " + ("receptive field" if roi.startswith("ret_") else
+                                                       "object outline of the ROI's category") if outl else "")})
     if not figs:
         return None
     return {"title": "Attention routing maps", "figures": figs}
@@ -124,6 +162,25 @@ def _routing_truth_section(paths):
             "table": table(d.reset_index())}
 
 
+def decode_titles(test, candidates, top1, ranks=None, top5=None) -> list[tuple[str, str, bool]]:
+    """Panel titles of the decoding examples: ``(true title, decoded title, correct)`` per test image.
+
+    The true image's rank among the candidates comes from ``ranks`` (1-based) or, for files
+    without it, from ``top5`` (a rank above 5 is shown as ">5").
+    """
+    n_cand = len(candidates)
+    out = []
+    for i, (t, r) in enumerate(zip(test, np.asarray(candidates)[top1])):
+        if ranks is not None:
+            rank = str(int(ranks[i]))
+        else:
+            hit = np.flatnonzero(np.asarray(candidates)[np.asarray(top5[i])] == t) if top5 is not None else []
+            rank = str(int(hit[0]) + 1) if len(hit) else ">5"
+        ok = t == r
+        out.append((f"true {t}\nrank {rank} of {n_cand}", f"{'CORRECT' if ok else 'WRONG'}: {r}", ok))
+    return out
+
+
 def _decode_section(pred_path, stim_dir, n_examples):
     """Decoded (top-1 retrieved) vs true test images for the held-out subject, and accuracy vs k."""
     with h5py.File(pred_path, "r") as f:
@@ -133,20 +190,34 @@ def _decode_section(pred_path, stim_dir, n_examples):
         key = f"incontext_k{k}"
         if f"top5/{key}" not in f:
             return None
-        top1 = f[f"top5/{key}"][()][:, 0]
+        top5 = f[f"top5/{key}"][()]
+        ranks = f[f"rank/{key}"][()] if f"rank/{key}" in f else None
         ks = f["k"][()]
         curves = {m: (f[f"curves/{m}/top1"][()], None) for m in f["curves"].keys()}
         n_cand = int(f.attrs["n_candidates"])
-    imgs, titles = [], []
-    for t, r in list(zip(test, cands[top1]))[:n_examples]:
+    titles_all = decode_titles(test, cands, top5[:, 0], ranks, top5)
+    imgs, titles, frames = [], [], []
+    for t, r, (tt, dt, ok) in list(zip(test, cands[top5[:, 0]], titles_all))[:n_examples]:
         imgs += [_load_stimulus(stim_dir, t), _load_stimulus(stim_dir, r)]
-        titles += [f"true {t}", ("match " if t == r else "") + f"decoded {r}"]
-    figs = [{"uri": fig_to_uri(figures.image_grid(imgs, titles, ncols=6)),
-             "caption": f"pairs of true and top-1 retrieved test images (in-context, k={k}, {n_cand} candidates)"},
+        titles += [tt, dt]
+        frames += [None, "tab:green" if ok else "tab:red"]
+    n_ok = sum(ok for _, _, ok in titles_all)
+    rank_note = "" if ranks is not None else " (this file stores the top 5 only: ranks above 5 read '>5')"
+    med = f"; median rank of the true image {float(np.median(ranks)):g} of {n_cand}" if ranks is not None else ""
+    figs = [{"uri": fig_to_uri(figures.image_grid(imgs, titles, ncols=6, frames=frames)),
+             "caption": f"pairs of true and top-1 retrieved test images (in-context, k={k}, {n_cand} candidates): "
+                        f"green frame CORRECT, red WRONG; 'rank' is the true image's rank among the candidates "
+                        f"(1 = retrieved){rank_note}. {n_ok} of {len(test)} test images correct{med}."},
             {"uri": fig_to_uri(figures.curve(list(ks), curves, "context images k", "top-1", "held-out decoding",
                                              chance=1.0 / n_cand)),
              "caption": "top-1 retrieval against the number of context images, in-context vs ridge on the same images"}]
     return {"title": "Decoded vs true images (in-context, no fine-tuning)", "figures": figs}
+
+
+def kept_per_class(epochs) -> dict:
+    """Epochs per class among the kept epochs (the epochs file holds only those), in event-id order."""
+    codes = np.asarray(epochs.events[:, 2])
+    return {name: int((codes == code).sum()) for name, code in epochs.event_id.items()}
 
 
 def _eeg_section(subject, epochs_path, table_path, model_preds):
@@ -155,10 +226,15 @@ def _eeg_section(subject, epochs_path, table_path, model_preds):
     epochs = mne.read_epochs(epochs_path, preload=True, verbose="error")
     x = epochs.get_data(picks="eeg")
     std_uv = x.std(axis=(0, 2)) * 1e6
-    text = f"{len(epochs)} epochs kept, {len(epochs.ch_names)} channels, {epochs.info['sfreq']:g} Hz."
+    text = f"{len(epochs)} epochs kept, {len(epochs.ch_names)} channels, {epochs.info['sfreq']:g} Hz. "
+    text += "Trials per class (kept epochs): " + ", ".join(f"{k}: {v}" for k, v in kept_per_class(epochs).items()) + "."
     if table_path and Path(table_path).is_file():
-        t = pd.read_csv(table_path, sep="\t")
-        text += " Trials per class: " + ", ".join(f"{k}: {v}" for k, v in t["label"].value_counts().sort_index().items()) + "."
+        t = pd.read_csv(table_path, sep="\t", dtype=str)
+        if "kept" in t:
+            dropped = t[t["kept"].str.lower() != "true"]
+            if len(dropped):
+                reasons = dropped.get("drop_reason", pd.Series(["?"] * len(dropped))).fillna("?").value_counts()
+                text += f" {len(dropped)} epochs dropped (" + ", ".join(f"{k}: {v}" for k, v in reasons.items()) + ")."
     figs = [{"uri": fig_to_uri(figures.channel_quality(epochs.ch_names, std_uv)), "caption": "channel quality: SD across epochs"}]
     for p in model_preds:
         with h5py.File(p, "r") as f:
@@ -172,7 +248,7 @@ def _eeg_section(subject, epochs_path, table_path, model_preds):
             patterns = {m: f[m]["pattern"][()] for m in models if "pattern" in f[m]}
         if cms:
             figs.append({"uri": fig_to_uri(figures.confusion_grid(cms, classes, f"protocol {protocol}")),
-                         "caption": f"confusion matrices, protocol {protocol} (rows true, columns predicted, summed over seeds)"})
+                         "caption": f"confusion matrices, protocol {protocol} (rows true, columns predicted; numbers: trials summed over seeds; colour: proportion of the true class, colour bar)"})
         for m in [m for m in imps if m == "basenet" or m.startswith("basenet_")][:3]:
             imp, method = imps[m]
             figs.append({"uri": fig_to_uri(_topomaps(imp, ch, classes, epochs.info, f"{m} ({protocol})")),
@@ -184,14 +260,32 @@ def _eeg_section(subject, epochs_path, table_path, model_preds):
 
 
 def _topomaps(imp, ch_names, classes, info, title):
+    """Channel importance per class on one colour scale, electrodes named, with a colour bar."""
     import matplotlib.pyplot as plt
     import mne
 
     sub_info, keep = channel_picks(info, ch_names)  # values[keep]: right electrodes when any channel is missing
-    fig, axes = plt.subplots(1, len(classes), figsize=(2.2 * len(classes), 2.4))
-    for ax, cls, values in zip(np.atleast_1d(axes), classes, imp):
-        mne.viz.plot_topomap(np.asarray(values)[keep], sub_info, axes=ax, show=False, contours=0)
+    vals = [np.asarray(v, dtype=float)[keep] for v in imp]
+    lo = min(float(np.nanmin(v)) for v in vals) if vals else 0.0
+    hi = max(float(np.nanmax(v)) for v in vals) if vals else 1.0
+    if lo < 0 < hi:  # signed maps: a symmetric scale centred on 0
+        hi = max(hi, -lo)
+        lo, cmap = -hi, "RdBu_r"
+    else:
+        cmap = "Reds"
+    fig, axes = plt.subplots(1, len(classes), figsize=(2.6 * len(classes) + 0.8, 2.8))
+    im = None
+    for ax, cls, values in zip(np.atleast_1d(axes), classes, vals):
+        out = mne.viz.plot_topomap(np.nan_to_num(values), sub_info, axes=ax, show=False, contours=0,
+                                   names=sub_info.ch_names, vlim=(lo, hi), cmap=cmap, sensors=True)
+        im = out[0] if out else im
+        for t in ax.texts:  # channel names: small, over the map
+            t.set_fontsize(5)
         ax.set_title(cls, fontsize=8)
+    if im is not None:
+        cb = fig.colorbar(im, ax=list(np.atleast_1d(axes)), fraction=0.025, pad=0.02)
+        cb.set_label("importance", fontsize=7)
+        cb.ax.tick_params(labelsize=6)
     fig.suptitle(title, fontsize=8)
     return fig
 
@@ -199,12 +293,14 @@ def _topomaps(imp, ch_names, classes, info, title):
 def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=None, split=None,
                          stimuli_dir=None, routing_preds=(), decode_pred=None, epochs=None,
                          epochs_table=None, eeg_preds=(), eeg_truth=None, feature_paths=(), routing_truth=(),
-                         configfiles=()):
+                         configfiles=(), voxel_maps=(), boldref=None, true_routing=None):
     """Write ``results/sub-<subject>/report.html`` from whatever inputs this subject has.
 
     Parameters are paths; absent modalities are simply left out of the page. ``eeg_truth``: the
     simulated-EEG truth-check table (rule ``eeg_truth``); ``configfiles``: the run's config files
-    (shown at the top).
+    (shown at the top); ``voxel_maps``/``boldref``: per-encoder voxelwise r maps and the bold
+    reference they are drawn on; ``true_routing``: simulated data, the true routing maps of the
+    routing queries (:func:`neuroattn.stages.report.true_routing`).
     """
     lb = read_scores(leaderboard)
     n_examples = config.get("report", {}).get("n_examples", 6)
@@ -217,8 +313,10 @@ def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=
         test_images = read_split(split)[1]
     if betas:
         sections.append(_fmri_section(subject, betas, dseg, test_images))
+    if voxel_maps:
+        sections.append(brain_map_section(subject, voxel_maps, boldref))
     if routing_preds and stimuli_dir:
-        sec = _attention_section(routing_preds, stimuli_dir, n_examples)
+        sec = _attention_section(routing_preds, stimuli_dir, n_examples, true_routing)
         if sec:
             sections.append(sec)
     if routing_truth:

@@ -122,6 +122,7 @@ def write_predictions(path, data: "mt.SubjectData", results: dict, candidate_nam
     ``test_images``, ``candidate_images``, ``true_embedding`` (n, E), ``k`` (n_k,);
     ``curves/<method>/{top1,top5,cosine,median_r,median_r2}`` (n_k,);
     ``decoded/<method>_k<k>`` (n, E); ``top5/<method>_k<k>`` (n, 5) candidate indices;
+    ``rank/<method>_k<k>`` (n,) 1-based rank of each true image among the candidates;
     ``stage1_r/<method>_k<k>`` (V,) per-voxel Pearson r on the test images.
     """
     import h5py
@@ -150,6 +151,8 @@ def write_predictions(path, data: "mt.SubjectData", results: dict, candidate_nam
                 res = results[(m, k)]
                 f.create_dataset(f"decoded/{m}_k{k}", data=res["decoded"].astype(np.float32))
                 f.create_dataset(f"top5/{m}_k{k}", data=res["ranking"][:, :5].astype(np.int32))
+                if "rank" in res:
+                    f.create_dataset(f"rank/{m}_k{k}", data=np.asarray(res["rank"], dtype=np.int32))
                 f.create_dataset(f"stage1_r/{m}_k{k}", data=np.asarray(res["r"], dtype=np.float32))
 
 

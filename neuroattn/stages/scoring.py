@@ -317,3 +317,49 @@ def leaderboard(scores: list, table: str, backbones: list = (), incontext: dict 
                           for fam in ("incontext", "ridge_context", "aligned_ridge")} if incontext else None)
     log.info("leaderboard: %d rows from %d files (%d pooled over subjects)", len(df), len(scores),
              int((df.subject == "group").sum()))
+
+
+@register("voxel_maps")
+def voxel_maps(betas: str, preds: list, maps: list, boldref: str, bids_root: str, subject: str, task: str,
+               format: str = "bids", adapter: dict | None = None, dataset: str | None = None) -> None:
+    """Voxelwise prediction accuracy of every encoder as NIfTI maps on the bold grid, and the
+    subject's BOLD reference (the subject page draws the maps on it with nilearn).
+
+    Parameters
+    ----------
+    betas : str
+        The subject's beta file (``voxel_ijk``, ``affine``, ``shape`` of the bold grid).
+    preds : list of str
+        Encoder prediction files (``pearson_r``: per-voxel Pearson r on the test images).
+    maps : list of str
+        Outputs, one per ``preds`` entry in the same order: ``_stat-r_statmap.nii.gz`` (0 outside
+        the scored voxels).
+    boldref : str
+        Output ``_desc-boldref.nii.gz``: the temporal mean of the first bold run, or (formats
+        without runs) the scored-voxel mask.
+    bids_root, subject, task, format, adapter
+        Where the bold runs are (``fmri.bids_root``, ``fmri.format``, ``fmri.adapter``).
+    dataset : str, optional
+        The root's marker file (dependency only; not read).
+    """
+    import h5py
+
+    from ..data.betas import Betas
+    from ..data.volumes import bold_reference, to_volume, write_nifti
+
+    preds, maps = list(preds), list(maps)
+    if len(preds) != len(maps):
+        raise ValueError(f"{len(preds)} prediction files for {len(maps)} map outputs")
+    b = Betas.read(betas)
+    if b.affine is None or b.shape is None or (b.voxel_ijk < 0).all():
+        raise ValueError(f"{betas}: no bold grid (affine, shape, voxel_ijk): voxelwise maps need volumetric data")
+    for pred, out in zip(preds, maps):
+        with h5py.File(pred, "r") as f:
+            r = f["pearson_r"][()]
+            idx = f["voxel_index"][()] if "voxel_index" in f else np.arange(len(r))
+        write_nifti(to_volume(r, b.voxel_ijk[idx], b.shape, b.affine), out)
+        log.info("sub-%s %s: %d voxels, median r %.3f", subject, out, int(np.isfinite(r).sum()), float(np.nanmedian(r)))
+    ref = bold_reference(format, bids_root, subject, task, adapter)
+    if ref is None or ref.shape[:3] != tuple(b.shape)[:3]:
+        ref = to_volume(np.ones(len(b.voxel_ijk)), b.voxel_ijk, b.shape, b.affine)
+    write_nifti(ref, boldref)
