@@ -110,3 +110,17 @@ def test_set_threads_limits_blas_and_openmp():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def test_pooled_ridge_from_a_store_view_equals_in_memory(store):
+    st, names, Y = store
+    tr, te = names[:32], names[32:]
+    params = {"alphas": [1.0, 100.0], "cv": 3}
+    a = make_encoder("ridge_pooled", params).fit(st.tokens("l", tr), Y[:32])
+    b = make_encoder("ridge_pooled", params).fit(st.token_rows("l", tr), Y[:32])
+    pa, pb = a.predict(st.tokens("l", te)), b.predict(st.token_rows("l", te))
+    assert np.array_equal(pa, pb) and np.array_equal(a.best_alphas_, b.best_alphas_)
+    # it learned the planted map; the same fit on shuffled training targets does not
+    shuffled = make_encoder("ridge_pooled", params).fit(st.token_rows("l", tr), Y[:32][::-1])
+    r_true, r_shuf = b.score(st.token_rows("l", te), Y[32:]), shuffled.score(st.tokens("l", te), Y[32:])
+    assert r_true > 0.2 > r_shuf
