@@ -9,13 +9,17 @@ test prediction, the way ``neuroattn.stages.encode`` runs them; peak RSS is the 
 (high-water mark of resident memory) over the state right before loading (reset through
 /proc/self/clear_refs), so the script's own imports are not counted.
 
-Prints one row per size (seconds, peak RSS, the in-memory token array ``n x T x C x 4 B`` for
-comparison, store size on disk), then fits time and memory linearly in ``n`` and extrapolates to
+Prints one row per size (seconds, peak RSS, the in-memory token array ``n x T x C x 4 B`` and
+beta array ``n x V x 4 B`` for comparison, store size on disk), then fits time and memory linearly in ``n`` and extrapolates to
 NSD (about 9,000 training images per subject, 8 subjects; 961 tokens, PCA 256, ~40,000 voxels).
 Goal of issue 19: memory flat in ``n`` (within 20%), time linear.
 
+``--roots A B``: run every size with the package of each code root (e.g. a checkout before
+streaming and one after; default: this checkout), on the same synthetic subjects; one table and
+one memory line per root. Memory is not time: these numbers hold on a busy machine too.
+
 Usage: python benchmarks/scale.py [--sizes 1000 2000 4000 8000] [--side 31] [--channels 256]
-       [--voxels 40000] [--model routing] [--epochs 1] [--workdir DIR]
+       [--voxels 40000] [--model routing] [--epochs 1] [--workdir DIR] [--roots DIR ...]
 The defaults are NSD scale and need tens of GB of memory and disk at 8k images; on a small
 machine run e.g. ``--sizes 250 500 1000 2000 --side 11 --channels 64 --voxels 4000``.
 """
@@ -33,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if "--_child" not in sys.argv:  # a child imports the package of its --roots entry (PYTHONPATH)
+    sys.path.insert(0, str(ROOT))
 
 NSD_TRAIN, NSD_SUBJECTS = 9000, 8
 
@@ -111,6 +116,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     ap.add_argument("--workdir", help="where the synthetic subjects go (default: a temporary folder)")
+    ap.add_argument("--roots", nargs="+", default=[str(ROOT)], help="code roots to compare (PYTHONPATH)")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a._child:
@@ -122,28 +128,40 @@ def main():
     print(f"scale: model {a.model}, {a.epochs} epoch(s), {T} tokens x {a.channels} channels, {a.voxels} voxels, "
           f"{a.test} test images, {a.threads} thread(s); load average {os.getloadavg()[0]:.1f}", flush=True)
     print(f"{'n_train':>8s} {'fit+pred s':>10s} {'load s':>7s} {'peak RSS MiB':>12s} {'load peak':>10s} "
-          f"{'tokens f32 MiB':>14s} {'store MiB':>9s} {'test r':>7s}", flush=True)
-    rows = []
+          f"{'tokens f32 MiB':>14s} {'betas f32 MiB':>13s} {'store MiB':>9s} {'test r':>7s}", flush=True)
+    results = {root: [] for root in a.roots}
     with tempfile.TemporaryDirectory(dir=a.workdir) as tmp:
         for n in a.sizes:
             folder = Path(tmp) / f"n{n}"
             folder.mkdir()
             store = make_subject(folder, n, a.test, a.side, a.channels, a.voxels)
             spec = {"folder": str(folder), "model": a.model, "epochs": a.epochs}
-            env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-            out = subprocess.run([sys.executable, __file__, "--threads", str(a.threads), "--_child", json.dumps(spec)],
-                                 capture_output=True, text=True, env=env)
-            if out.returncode:
-                print(f"{n:8d} FAILED: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
-                break
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            r.update(n=n, store=store, tokens=(n + a.test) * T * a.channels * 4)
-            rows.append(r)
-            print(f"{n:8d} {r['seconds']:10.1f} {r['load_seconds']:7.1f} {r['peak_kib'] / 1024:12.0f} "
-                  f"{r['load_peak_kib'] / 1024:10.0f} {r['tokens'] / 2**20:14.0f} {store / 2**20:9.0f} "
-                  f"{r['test_r']:7.3f}", flush=True)
+            for root in a.roots:
+                rows = results[root]
+                env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+                out = subprocess.run([sys.executable, __file__, "--threads", str(a.threads), "--_child",
+                                      json.dumps(spec)], capture_output=True, text=True, env=env)
+                tag = f"{n:8d}" + (f"  [{root}]" if len(a.roots) > 1 else "")
+                if out.returncode:
+                    print(f"{tag} FAILED: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+                    continue
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                r.update(n=n, store=store, tokens=(n + a.test) * T * a.channels * 4)
+                rows.append(r)
+                print(f"{n:8d} {r['seconds']:10.1f} {r['load_seconds']:7.1f} {r['peak_kib'] / 1024:12.0f} "
+                      f"{r['load_peak_kib'] / 1024:10.0f} {r['tokens'] / 2**20:14.0f} "
+                      f"{(n + a.test) * a.voxels * 4 / 2**20:13.0f} {store / 2**20:9.0f} "
+                      f"{r['test_r']:7.3f}" + (f"  {root}" if len(a.roots) > 1 else ""), flush=True)
             for f in folder.iterdir():
                 f.unlink()
+    for root in a.roots:
+        if len(a.roots) > 1:
+            print(f"-- {root}")
+        summarize(results[root], a, T)
+
+
+def summarize(rows, a, T):
+    """Memory flatness, time per image and the extrapolation to NSD of one root's rows."""
     if len(rows) >= 2:
         n = np.array([r["n"] for r in rows], float)
         mem = np.array([r["peak_kib"] * 1024 for r in rows], float)

@@ -10,6 +10,11 @@ Determinism: the batch order and every random draw of epoch ``e`` (dropout, ...)
 weights as an uninterrupted one (on the same device and thread count).
 
 The validation split is the caller's business: pass ``val=(inputs..., target)``.
+
+Inputs need not be in memory: any object with ``__len__`` and ``take(rows) -> ndarray`` (a
+:class:`~neuroattn.features.store.TokenRows` view of the feature store, or a standardising
+wrapper of one) is read one batch at a time, so memory holds a batch, not the data set. Batches
+read this way equal those of the in-memory array row for row, so results do not change.
 """
 from __future__ import annotations
 
@@ -57,11 +62,31 @@ class TrainResult:
     stopped_early: bool = False
 
 
-def _as_tensors(data, name) -> tuple[torch.Tensor, ...]:
+def is_row_source(a) -> bool:
+    """Whether ``a`` is read lazily by rows (has ``take``) rather than converted to a tensor."""
+    return not isinstance(a, (np.ndarray, torch.Tensor)) and callable(getattr(a, "take", None)) \
+        and hasattr(a, "__len__")
+
+
+def _rows(t, idx, device):
+    """Rows ``idx`` (a tensor of indices or a slice) of a tensor or a row source, on ``device``."""
+    if not is_row_source(t):
+        return t[idx].to(device, non_blocking=True)
+    rows = np.arange(len(t))[idx] if isinstance(idx, slice) else idx.numpy()
+    b = torch.from_numpy(np.ascontiguousarray(t.take(rows)))
+    if device == "cuda":  # pinned host memory: the copy to the GPU overlaps the next read
+        b = b.pin_memory()
+    return b.to(device, non_blocking=True)
+
+
+def _as_tensors(data, name) -> tuple:
     if not isinstance(data, (tuple, list)) or len(data) < 2:
         raise ValueError(f"{name} must be a tuple (inputs..., target), got {type(data).__name__}")
     out = []
     for a in data:
+        if is_row_source(a):  # read by batches
+            out.append(a)
+            continue
         t = a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
         if t.is_floating_point() and t.dtype == torch.float64:
             t = t.float()
@@ -82,8 +107,8 @@ def predict_torch(module: nn.Module, inputs: Sequence, *, batch_size: int = 256,
     Parameters
     ----------
     module : nn.Module
-    inputs : sequence of arrays or tensors
-        Same first dimension.
+    inputs : sequence of arrays, tensors or row sources
+        Same first dimension; row sources (``take(rows)``) are read one batch at a time.
     batch_size : int
     device : {"auto", "cpu", "cuda"}
     amp : bool
@@ -95,7 +120,7 @@ def predict_torch(module: nn.Module, inputs: Sequence, *, batch_size: int = 256,
     ctx, _ = _autocast(device, amp)
     outs = []
     for start in range(0, len(tensors[0]), batch_size):
-        batch = [t[start:start + batch_size].to(device) for t in tensors]
+        batch = [_rows(t, slice(start, start + batch_size), device) for t in tensors]
         with ctx:
             outs.append(module(*batch).float().cpu())
     return torch.cat(outs).numpy()
@@ -126,8 +151,9 @@ def fit_torch(module: nn.Module, train, *, loss_fn: Callable, val=None, val_scor
     ----------
     module : nn.Module
         Called as ``module(*inputs)``; its parameters are trained in place.
-    train : tuple of arrays/tensors
-        ``(inputs..., target)``, all with the same first dimension.
+    train : tuple of arrays/tensors/row sources
+        ``(inputs..., target)``, all with the same first dimension; row sources (objects with
+        ``take(rows)``, e.g. a feature-store view) are read one batch at a time.
     loss_fn : callable
         ``loss_fn(pred, target) -> scalar tensor`` (e.g. ``nn.functional.mse_loss``).
     val : tuple, optional
@@ -217,7 +243,7 @@ def fit_torch(module: nn.Module, train, *, loss_fn: Callable, val=None, val_scor
         order = torch.randperm(n, generator=gen)
         for b in range(steps_per_epoch):
             idx = order[b * batch_size:(b + 1) * batch_size]
-            yield [t[idx].to(device, non_blocking=True) for t in train]
+            yield [_rows(t, idx, device) for t in train]
 
     def batch_loss(batch):
         pred = module(*batch[:-1])

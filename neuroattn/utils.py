@@ -49,12 +49,32 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def set_threads(n: int | None) -> None:
-    """Limit torch's intra-op threads to ``n`` (a rule's ``threads``); None leaves the default."""
-    if n:
-        import torch
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
-        torch.set_num_threads(int(n))
+
+def set_threads(n: int | None) -> None:
+    """Limit this process to ``n`` compute threads (a rule's ``threads``); None leaves the defaults.
+
+    Sets torch's intra-op threads and, through threadpoolctl, every BLAS (NumPy's and SciPy's
+    OpenBLAS, MKL) and OpenMP pool already loaded; the environment variables cover libraries
+    loaded later and child processes. Snakemake sets these variables for ``shell:`` rules only,
+    so without this a ``threads: 1`` ``script:`` job ran one BLAS/OpenMP thread per core, and two
+    such jobs side by side oversubscribed the cores.
+    """
+    if not n:
+        return
+    n = int(n)
+    for var in _THREAD_ENV:
+        os.environ[var] = str(n)
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return
+    threadpool_limits(limits=n)  # process-wide: not used as a context manager
 
 
 @contextlib.contextmanager
@@ -111,3 +131,78 @@ def run_key(*parts) -> str:
 
     blob = json.dumps([norm(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still take: ``MemAvailable`` of /proc/meminfo, capped by
+    the cgroup (v2) limit when one is set; psutil elsewhere; None when unknown."""
+    avail = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+                break
+    except OSError:
+        try:
+            import psutil
+
+            avail = int(psutil.virtual_memory().available)
+        except ImportError:  # pragma: no cover
+            return None
+    try:  # a container's limit is lower than the host's free memory
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            avail = min(avail, int(limit) - used) if avail is not None else int(limit) - used
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def check_fits_memory(nbytes: int, what: str, path, key: str, available: int | None = None) -> None:
+    """Refuse up front to load ``nbytes`` that do not fit the available memory.
+
+    Parameters
+    ----------
+    nbytes : int
+        Memory the load needs (in-memory size, including the copies the caller makes).
+    what : str
+        What is loaded (e.g. ``"layer3 tokens of 9000 images"``).
+    path : path
+        The file it comes from (named in the error).
+    key : str
+        The config key(s) that make it smaller (named in the error).
+    available : int, optional
+        Bytes available (default: :func:`available_memory`).
+
+    Raises
+    ------
+    MemoryError
+        Naming the file, the bytes needed, the bytes available and ``key``.
+    """
+    available = available_memory() if available is None else available
+    if available is not None and nbytes > available:
+        raise MemoryError(f"{path}: loading {what} needs {_gib(nbytes)} of memory but {_gib(available)} "
+                          f"is available; change {key}, or run on a machine with more memory")
+
+
+def check_hdf5_fits_memory(path, weights: dict, what: str, key: str) -> None:
+    """Refuse up front to read HDF5 datasets that will not fit the available memory.
+
+    ``weights`` maps dataset names of ``path`` to how many times their in-memory (float32) size
+    the job holds at its peak (copies, float64 temporaries); the datasets are not read, only
+    their shapes. See :func:`check_fits_memory`.
+    """
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError:  # not HDF5: the reader's own error names the file
+        return
+    with f:
+        need = sum(float(w) * int(np.prod(f[name].shape)) * 4 for name, w in weights.items() if name in f)
+    check_fits_memory(int(need), what, path, key)

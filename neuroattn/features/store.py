@@ -16,7 +16,11 @@ One file per backbone. Root attributes: ``backbone`` (name), ``arch``, ``weights
 
 Optional root attributes: ``image_size``, ``pca`` (components kept; 0 = none), ``dtype``.
 
-Readers stream one layer (and optionally a subset of images) at a time.
+Readers stream one layer (and optionally a subset of images) at a time:
+:meth:`FeatureStore.token_rows` gives a lazy (n, n_tokens, C) view that reads only the rows asked
+for, which the torch encoders train on batch by batch (memory: one batch, not every image).
+Whole-array reads (:meth:`FeatureStore.tokens`) are refused up front when they do not fit the
+available memory.
 """
 from __future__ import annotations
 
@@ -25,7 +29,105 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..utils import check_fits_memory
+
 _STR = h5py.string_dtype("utf-8")
+
+
+_MEMORY_KEYS = ("features.pca (fewer channels per token), encode.layers (an earlier layer has fewer "
+                "tokens) or encode.models (the torch encoders stream tokens, the ridge ones hold them)")
+
+
+class TokenRows:
+    """Lazy (n, n_tokens, C) float32 view of one layer's tokens for a list of images.
+
+    Indexing (an int, a slice or an integer array) reads only those rows from the HDF5 file, so
+    training loops hold one batch at a time; ``np.asarray`` reads everything (refused up front
+    when it does not fit the available memory). Made by :meth:`FeatureStore.token_rows`.
+
+    Attributes
+    ----------
+    path : Path
+    layer : str
+    rows : ndarray of int
+        Store row of each view row.
+    shape : tuple
+    dtype : numpy dtype (float32)
+    """
+
+    ndim = 3
+
+    def __init__(self, path, layer, rows, shape_tail, dtype=np.float32):
+        self.path, self.layer = Path(path), layer
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.shape = (len(self.rows),) + tuple(int(x) for x in shape_tail)
+        self.dtype = np.dtype(dtype)
+        self._f = None
+
+    def __len__(self):
+        return self.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def _ds(self):
+        if self._f is None:  # one open handle per view (and process): no reopen per batch
+            self._f = h5py.File(self.path, "r")
+        return self._f[self.layer]["tokens"]
+
+    def close(self) -> None:
+        """Close the HDF5 handle (reopened on the next read)."""
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __getstate__(self):  # picklable: the handle is reopened where it is unpickled
+        return {**self.__dict__, "_f": None}
+
+    def take(self, index) -> np.ndarray:
+        """Rows ``index`` (int array, any order, repeats allowed) as a float32 array."""
+        index = np.asarray(index, dtype=np.int64)
+        if index.ndim != 1:
+            raise IndexError(f"row index must be 1-D, got shape {index.shape}")
+        if len(index) and (index.min() < -len(self) or index.max() >= len(self)):
+            raise IndexError(f"row index out of range for {len(self)} rows")
+        rows = self.rows[index]
+        if len(rows) == 0:
+            return np.empty((0,) + self.shape[1:], dtype=self.dtype)
+        uniq, inverse = np.unique(rows, return_inverse=True)  # h5py reads increasing rows
+        return self._ds()[uniq].astype(self.dtype, copy=False)[inverse.reshape(-1)]
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            return self.take([int(key)])[0]
+        if isinstance(key, slice):
+            return self.take(np.arange(len(self))[key])
+        key = np.asarray(key)
+        if key.dtype == bool:
+            if key.shape != (len(self),):
+                raise IndexError(f"boolean index of shape {key.shape} for {len(self)} rows")
+            key = np.flatnonzero(key)
+        return self.take(key)
+
+    def subset(self, index) -> "TokenRows":
+        """A lazy view of rows ``index`` of this view (nothing read)."""
+        return TokenRows(self.path, self.layer, self.rows[np.asarray(index, dtype=np.int64)],
+                         self.shape[1:], self.dtype)
+
+    def iter_batches(self, batch_size: int = 256):
+        """Yield consecutive row blocks (float32 arrays of up to ``batch_size`` rows)."""
+        for i in range(0, len(self), batch_size):
+            yield self.take(np.arange(i, min(i + batch_size, len(self))))
+
+    def __array__(self, dtype=None, copy=None):
+        check_fits_memory(self.nbytes * 2, f"{self.layer} tokens of {len(self)} images", self.path,
+                          _MEMORY_KEYS)
+        out = self.take(np.arange(len(self)))
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __repr__(self):
+        return f"TokenRows({str(self.path)!r}, {self.layer!r}, shape={self.shape})"
 
 
 class FeatureStore:
@@ -70,6 +172,9 @@ class FeatureStore:
         self._check_layer(layer)
         with h5py.File(self.path, "r") as f:
             ds = f[layer][what]
+            n = len(ds) if images is None else len(images)
+            need = n * int(np.prod(ds.shape[1:])) * (np.dtype(dtype).itemsize + ds.dtype.itemsize)
+            check_fits_memory(need, f"{layer}/{what} of {n} images", self.path, _MEMORY_KEYS)
             if images is None:
                 return ds[()].astype(dtype, copy=False)
             rows = self.rows(images)
@@ -81,6 +186,15 @@ class FeatureStore:
     def tokens(self, layer, images=None, dtype=np.float32) -> np.ndarray:
         """Token grid features (n, n_tokens, C) of ``layer`` for ``images`` (all by default)."""
         return self._read(layer, "tokens", images, dtype)
+
+    def token_rows(self, layer, images=None) -> TokenRows:
+        """Lazy float32 view (n, n_tokens, C) of ``layer``'s tokens for ``images`` (all by
+        default), in the order given; reads happen when it is indexed (see :class:`TokenRows`)."""
+        self._check_layer(layer)
+        rows = np.arange(len(self.images)) if images is None else self.rows(images)
+        with h5py.File(self.path, "r") as f:
+            tail = f[layer]["tokens"].shape[1:]
+        return TokenRows(self.path, layer, rows, tail)
 
     def pooled(self, layer, images=None, dtype=np.float32) -> np.ndarray:
         """Pooled embeddings (n, C) of ``layer`` for ``images`` (all by default)."""

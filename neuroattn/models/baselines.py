@@ -20,6 +20,7 @@ from torch import nn
 
 from .ridge import DEFAULT_ALPHAS, ridge_cv
 from .routing import GroupedReadout, TorchVoxelEncoder, _as_tokens, clean_voxels, mean_pearson, voxel_groups
+from .torch_encoder import _is_lazy
 
 log = logging.getLogger("neuroattn.models.baselines")
 
@@ -56,6 +57,12 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         self.cv = cv
 
     def _design(self, X):
+        if _is_lazy(X) and X.ndim == 3 and self.features == "pooled":
+            # a feature-store view: pool block by block, never holding every token (the per-image
+            # means are the same floats as on the whole array)
+            _as_tokens(X[:1], getattr(self, "grid_", None))
+            return np.concatenate([X.take(np.arange(s, min(s + 256, len(X)))).mean(axis=1)
+                                   for s in range(0, len(X), 256)])
         X = np.asarray(X)
         if X.ndim == 2:
             return X.astype(np.float32, copy=False)
@@ -70,7 +77,8 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         """Fit on training images; same signature as :meth:`RoutingEncoder.fit`. Returns self."""
         if self.features not in ("pooled", "grid"):
             raise ValueError(f"features must be 'pooled' or 'grid', got {self.features!r}")
-        X = np.asarray(X)
+        if not (_is_lazy(X) and self.features == "pooled"):
+            X = np.asarray(X)  # grid ridge flattens every token (refused up front when too big)
         if X.ndim == 3:
             _, self.grid_ = _as_tokens(X[:1], grid)
         Y = np.asarray(Y, dtype=np.float64)

@@ -1,6 +1,13 @@
 """:class:`TorchVoxelEncoder`: the scikit-learn estimator machinery shared by the torch voxel
 encoders (routing, spatial-feature): validation split, early stopping, ensembling, checkpoints,
-prediction and persistence."""
+prediction and persistence.
+
+Tokens may be a lazy row source (:class:`~neuroattn.features.store.TokenRows`, from
+``FeatureStore.token_rows``) instead of an array: the channel statistics are then accumulated
+over blocks of images and training/prediction read one batch at a time, so memory does not grow
+with the number of images; the numbers are the same as with the array (same float32 sums in
+the same order, same batches).
+"""
 from __future__ import annotations
 
 import logging
@@ -15,6 +22,54 @@ from ..utils import atomic_path, derive_seed, resolve_device, seed_everything
 from .routing_voxels import _as_tokens, clean_voxels, mean_pearson, voxel_groups
 
 log = logging.getLogger("neuroattn.models.routing")
+
+_BLOCK = 256  # images per read when streaming channel statistics
+
+
+def _is_lazy(X) -> bool:
+    return not isinstance(X, np.ndarray) and callable(getattr(X, "take", None)) and hasattr(X, "shape")
+
+
+def _stream_mean_std(X, block: int = _BLOCK):
+    """``X.mean(axis=(0, 1))`` and ``X.std(axis=(0, 1))`` of a lazy float32 (n, T, C) source,
+    read ``block`` images at a time. NumPy reduces float32 over leading axes by adding rows in
+    order into a float32 accumulator; continuing that sum block by block (the running sum as the
+    first row) gives the same bits as the in-memory call."""
+    C = X.shape[2]
+    count = np.intp(X.shape[0] * X.shape[1])  # divided as NumPy's _methods do (an intp count)
+
+    def total(f):
+        acc = np.zeros(C, np.float32)
+        for start in range(0, len(X), block):
+            rows = f(X.take(np.arange(start, min(start + block, len(X)))).reshape(-1, C))
+            acc = np.add.reduce(np.concatenate([acc[None], rows]), axis=0)
+        return acc
+
+    def per_token(acc):  # float32 sum / intp count into float32, as NumPy's _methods divide
+        out = np.empty_like(acc)
+        np.true_divide(acc, count, out=out, casting="unsafe")
+        return out
+
+    mean = per_token(total(lambda r: r))
+    var = per_token(total(lambda r: np.multiply(r - mean, r - mean)))
+    return mean, np.sqrt(var)
+
+
+class _Standardized:
+    """Rows of a lazy token source standardised on the fly (a row source for ``fit_torch``)."""
+
+    def __init__(self, base, mean, std):
+        self.base, self.mean, self.std = base, mean, std
+        self.shape = base.shape
+
+    def __len__(self):
+        return len(self.base)
+
+    def take(self, rows):
+        return ((self.base.take(rows) - self.mean) / self.std).astype(np.float32)
+
+    def subset(self, rows):
+        return _Standardized(self.base.subset(rows), self.mean, self.std)
 
 
 class TorchVoxelEncoder(RegressorMixin, BaseEstimator):
@@ -59,7 +114,13 @@ class TorchVoxelEncoder(RegressorMixin, BaseEstimator):
         """
         from ..train import fit_torch
 
-        X, grid = _as_tokens(X, grid)
+        lazy = _is_lazy(X)
+        if lazy:  # validate on one row; the tokens are read batch by batch below
+            if len(X.shape) != 3:
+                raise ValueError(f"a lazy token source must be (n, T, C), got shape {X.shape}")
+            _, grid = _as_tokens(X[:1], grid)
+        else:
+            X, grid = _as_tokens(X, grid)
         Y = np.asarray(Y, dtype=np.float64)
         if Y.ndim != 2:
             raise ValueError(f"Y must be (n_images, n_voxels), got shape {Y.shape}")
@@ -84,11 +145,15 @@ class TorchVoxelEncoder(RegressorMixin, BaseEstimator):
         self.n_voxels_in_ = V
         self.n_channels_ = X.shape[2]
         Yk = Y[:, self.voxel_mask_]
-        self.x_mean_ = X.mean(axis=(0, 1)).astype(np.float32)
-        self.x_std_ = (X.std(axis=(0, 1)) + 1e-6).astype(np.float32)
+        if lazy:
+            mean, std = _stream_mean_std(X)
+            self.x_mean_, self.x_std_ = mean.astype(np.float32), (std + 1e-6).astype(np.float32)
+        else:
+            self.x_mean_ = X.mean(axis=(0, 1)).astype(np.float32)
+            self.x_std_ = (X.std(axis=(0, 1)) + 1e-6).astype(np.float32)
         self.y_mean_ = Yk.mean(axis=0).astype(np.float32)
         self.y_std_ = Yk.std(axis=0).astype(np.float32)
-        Xs = self._standardize(X)
+        Xs = _Standardized(X, self.x_mean_, self.x_std_) if lazy else self._standardize(X)
         Ys = ((Yk - self.y_mean_) / self.y_std_).astype(np.float32)
         device = resolve_device(self.device)
         self.modules_, self.histories_, self.best_epochs_ = [], [], []
@@ -104,9 +169,10 @@ class TorchVoxelEncoder(RegressorMixin, BaseEstimator):
             ck = None
             if self.checkpoint_dir is not None:
                 ck = Path(self.checkpoint_dir) / f"{type(self).__name__}_member-{k}.pt"
+            sub = Xs.subset if lazy else Xs.__getitem__
             res = fit_torch(
-                module, (Xs[tr], Ys[tr]), loss_fn=F.mse_loss,
-                val=(Xs[va], Ys[va]) if n_val else None, val_score=mean_pearson if n_val else None,
+                module, (sub(tr), Ys[tr]), loss_fn=F.mse_loss,
+                val=(sub(va), Ys[va]) if n_val else None, val_score=mean_pearson if n_val else None,
                 optimizer="adamw", lr=self.lr, weight_decay=self.weight_decay, grad_clip=self.grad_clip,
                 batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
                 seed=seed, device=device, checkpoint=ck, progress=self.progress,
@@ -127,6 +193,11 @@ class TorchVoxelEncoder(RegressorMixin, BaseEstimator):
 
     def _check_X(self, X):
         self._check_fitted()
+        if _is_lazy(X):  # checked on one row, standardised batch by batch
+            if len(X.shape) != 3 or X.shape[2] != self.n_channels_:
+                raise ValueError(f"X has shape {X.shape}; the model was fitted on (n, T, {self.n_channels_})")
+            _as_tokens(X[:1], self.grid_)
+            return _Standardized(X, self.x_mean_, self.x_std_)
         X, grid = _as_tokens(X, self.grid_)
         if X.shape[2] != self.n_channels_:
             raise ValueError(f"X has {X.shape[2]} channels, the model was fitted on {self.n_channels_}")

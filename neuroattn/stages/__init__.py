@@ -75,7 +75,9 @@ def call_stage(func: Callable, kwargs: dict, threads: int = 1):
 
 def from_snakemake(smk, func: Callable | str):
     """Run stage ``func`` (a function or a stage name) with a rule's named inputs, outputs,
-    params and wildcards as keyword arguments; logging goes to the rule's log file.
+    params and wildcards as keyword arguments; logging goes to the rule's log file. The rule's
+    ``threads`` bound torch, BLAS and OpenMP (:func:`neuroattn.utils.set_threads`): Snakemake
+    sets no thread variables for ``script:`` rules.
 
     A name used twice (an input and an output both called ``pred``) is an error: rename one in
     the rule.

@@ -99,7 +99,11 @@ def load_encoding_data(betas_path, features_path, split_path, layer, hemispheres
     from ..data.splits import read_split
     from ..features.store import FeatureStore
     from ..models.encoding import EncodingData
+    from ..utils import check_hdf5_fits_memory
 
+    # trial betas, then float64 sums, image averages and the encoders' float64/float32 copies
+    check_hdf5_fits_memory(betas_path, {"trial_betas": 1, "betas": 13}, "the beta file",
+                           "fmri.keep_other (false: no voxels outside the ROIs) or the ROIs of the beta file")
     betas = Betas.read(betas_path)
     store = FeatureStore(features_path)
     missing = np.setdiff1d(betas.images, store.images)
@@ -122,7 +126,7 @@ def load_encoding_data(betas_path, features_path, split_path, layer, hemispheres
     pos = {im: i for i, im in enumerate(betas.images)}
     return EncodingData(
         subject=betas.subject,
-        X_train=store.tokens(layer, train), X_test=store.tokens(layer, test),
+        X_train=store.token_rows(layer, train), X_test=store.tokens(layer, test),  # train: read by batches
         Y_train=betas.select(train), Y_test=betas.select(test),
         train_images=train, test_images=test,
         test_repeats=betas.n_repeats[[pos[im] for im in test]],
