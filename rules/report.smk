@@ -17,6 +17,7 @@ rule subject_report:
         configfiles=[str(f) for f in workflow.configfiles],
         dseg=lambda w: fmri_dseg(w.subject),
         stimuli_dir=stimuli_dir(),
+        fmri_truth=lambda w: fmri_truth_path(w.subject),  # simulated fMRI only (else ""): content-routing overlays
     log:
         f"{R}/logs/report/sub-{{subject}}.log",
     conda:

@@ -23,7 +23,8 @@ def _many(paths) -> list:
 @register("subject_report")
 def subject_report(html: str, subject: str, leaderboard: str, config: dict, dseg=None, stimuli_dir=None,
                    betas=None, split=None, features=None, routing=None, routing_truth=None, decode=None,
-                   epochs=None, epochs_table=None, eeg_preds=None, truthcheck=None, configfiles=()) -> None:
+                   epochs=None, epochs_table=None, eeg_preds=None, truthcheck=None, configfiles=(),
+                   fmri_truth=None) -> None:
     """Rule ``subject_report``: ``results/sub-<subject>/report.html`` from whatever inputs the
     subject has (:func:`neuroattn.report.subject.build_subject_report`).
 
@@ -43,6 +44,8 @@ def subject_report(html: str, subject: str, leaderboard: str, config: dict, dseg
         Optional inputs (lists of zero or more paths); absent modalities are left out of the page.
     configfiles : list of str
         The run's config files in merge order (the page's header).
+    fmri_truth : str, optional
+        Simulated fMRI: the subject's truth file (objects outlined on the content-routing overlays).
     """
     from ..report.subject import build_subject_report
 
@@ -50,7 +53,8 @@ def subject_report(html: str, subject: str, leaderboard: str, config: dict, dseg
         html, subject, leaderboard, config, betas=_one(betas), dseg=dseg, split=_one(split),
         stimuli_dir=stimuli_dir, routing_preds=_many(routing), decode_pred=_one(decode), epochs=_one(epochs),
         epochs_table=_one(epochs_table), eeg_preds=_many(eeg_preds), eeg_truth=_one(truthcheck),
-        feature_paths=_many(features), routing_truth=_many(routing_truth), configfiles=_many(configfiles))
+        feature_paths=_many(features), routing_truth=_many(routing_truth), configfiles=_many(configfiles),
+        fmri_truth=fmri_truth or None)
 
 
 @register("group_report")
