@@ -266,6 +266,13 @@ def routing_truth_files(subject=None):
             for s in subjects for layer in config["encode"]["layers"]]
 
 
+def fmri_truth_path(subject):
+    """The simulation's truth file of an fMRI subject ("" on real data or for a subject without fMRI)."""
+    if FMRI_ROOT is not None or subject not in FMRI_SUBJECTS:
+        return ""
+    return f"{fmri_root()}/derivatives/truth/sub-{subject}/sub-{subject}_desc-truth.h5"
+
+
 def eeg_truth_files(wildcards=None):
     """The truth-check tables (simulated EEG): one subject's with ``wildcards``, else all; none on real data."""
     if not EEG_SIMULATED:

@@ -17,9 +17,8 @@ rule subject_report:
         configfiles=[str(f) for f in workflow.configfiles],
         dseg=lambda w: fmri_dseg(w.subject),
         stimuli_dir=stimuli_dir(),
-        # simulated fMRI: the truth file (outlines of the true routing on the attention maps)
-        sim_truth=lambda w: f"{fmri_root()}/derivatives/truth/sub-{w.subject}/sub-{w.subject}_desc-truth.h5"
-        if FMRI_ROOT is None and w.subject in FMRI_SUBJECTS and "routing" in config["encode"]["models"] else "",
+        # simulated fMRI with a routing encoder: the truth file (true routing outlines, content-routing overlays)
+        sim_truth=lambda w: fmri_truth_path(w.subject) if "routing" in config["encode"]["models"] else "",
     log:
         f"{R}/logs/report/sub-{{subject}}.log",
     conda:

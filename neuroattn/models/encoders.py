@@ -29,7 +29,7 @@ def _ridge(features):
 def _attention_maps(est, X_test, test_images, n_examples, voxel_maps):
     att = est.attention_maps(X_test)
     maps = {"kind": "attention", "rois": list(est.query_names_), "mean": att.mean(axis=0),
-            "examples": att[:n_examples], "example_images": test_images[:n_examples]}
+            "per_image": att, "examples": att[:n_examples], "example_images": test_images[:n_examples]}
     if voxel_maps:
         maps["voxel_maps"] = est.voxel_maps(X_test[:voxel_maps])
     return maps

@@ -293,7 +293,7 @@ def _topomaps(imp, ch_names, classes, info, title):
 def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=None, split=None,
                          stimuli_dir=None, routing_preds=(), decode_pred=None, epochs=None,
                          epochs_table=None, eeg_preds=(), eeg_truth=None, feature_paths=(), routing_truth=(),
-                         configfiles=(), voxel_maps=(), boldref=None, true_routing=None):
+                         configfiles=(), voxel_maps=(), boldref=None, true_routing=None, fmri_truth=None):
     """Write ``results/sub-<subject>/report.html`` from whatever inputs this subject has.
 
     Parameters are paths; absent modalities are simply left out of the page. ``eeg_truth``: the
@@ -301,6 +301,7 @@ def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=
     (shown at the top); ``voxel_maps``/``boldref``: per-encoder voxelwise r maps and the bold
     reference they are drawn on; ``true_routing``: simulated data, the true routing maps of the
     routing queries (:func:`neuroattn.stages.report.true_routing`).
+    ``fmri_truth``: the simulated fMRI truth file (content-routing section).
     """
     lb = read_scores(leaderboard)
     n_examples = config.get("report", {}).get("n_examples", 6)
@@ -321,6 +322,12 @@ def build_subject_report(out, subject, leaderboard, config, *, betas=None, dseg=
             sections.append(sec)
     if routing_truth:
         sec = _routing_truth_section(routing_truth)
+        if sec:
+            sections.append(sec)
+    if fmri_truth and routing_preds and stimuli_dir:  # per-image content routing (neuroattn.report.content_routing)
+        from .content_routing import content_routing_section
+
+        sec = content_routing_section(routing_preds, fmri_truth, routing_truth, stimuli_dir)
         if sec:
             sections.append(sec)
     if decode_pred and stimuli_dir:

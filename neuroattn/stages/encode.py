@@ -22,7 +22,8 @@ Prediction file (HDF5): ``images`` (n_test,), ``voxel_index`` (V,) columns of th
 ``voxel_roi`` (V,), ``voxel_hemi`` (V,), ``predictions`` and ``observed`` (n_test, V) float32
 (NaN predictions for voxels dropped as NaN/constant), ``pearson_r`` and ``noise_ceiling`` (V,);
 for ``routing`` (attention) and ``spatial_feature`` (learned spatial maps) a group ``attention``
-with ``rois`` (Q,) query names, ``mean`` (Q, h, w) mean map over test images, ``examples``
+with ``rois`` (Q,) query names, ``mean`` (Q, h, w) mean map over test images, for ``routing``
+``maps`` (n_test, Q, h, w) float16, every test image's map (rows of ``images``), ``examples``
 (n_ex, Q, h, w) and ``example_images`` (n_ex,), and per-query summary columns under
 ``attention/summary/`` (see :func:`~neuroattn.models.routing.summarize_attention`); attribute
 ``kind`` = ``attention`` or ``spatial_map``; for ``routing`` with ``voxel_maps`` on, a dataset
@@ -207,6 +208,9 @@ def write_predictions(path, data, result: dict, *, backbone="", layer="", model=
             g.attrs["kind"] = maps["kind"]
             g.create_dataset("rois", data=np.asarray(maps["rois"], dtype=object), dtype=_STR)
             g.create_dataset("mean", data=np.asarray(maps["mean"], dtype=np.float32))
+            if "per_image" in maps:  # every test image (rows of ``images``): the per-image truth check
+                g.create_dataset("maps", data=np.asarray(maps["per_image"], dtype=np.float16), compression="gzip",
+                                 shuffle=True)
             if "voxel_maps" in maps:
                 f.create_dataset("voxel_maps", data=np.asarray(maps["voxel_maps"], dtype=np.float32))
             if "examples" in maps:
@@ -290,10 +294,16 @@ def _truth_maps(truth: dict, query_names, grid, size: int = 48) -> np.ndarray:
 def routing_truth_check(pred_path, truth_path, betas_path):
     """How well a fitted routing encoder's maps recover a simulation's true routing.
 
-    Only for simulated data (models never read the truth). Two levels:
+    Only for simulated data (models never read the truth). Three levels:
 
-    * per query (``attention_*`` measures): the head-averaged attention map (mean over test
-      images) against the true map of :func:`truth_routing_maps`: ``attention_r`` (Pearson over
+    * per category query (and ``shape_V4``), per test image (``object_mass_*`` measures; needs the
+      prediction file's per-image maps ``attention/maps``): the attention mass on the objects of
+      the query's category over their share of the grid (1 = blind), median over the images that
+      hold one, the fraction above 1, the same on the images without one, and the mass on the
+      other categories' objects (:func:`~neuroattn.models.routing_eval.object_mass_table`).
+    * per retinotopic query (``attention_*`` measures; category queries have none, as their
+      image-averaged maps are near uniform whatever the model does): the head-averaged attention
+      map (mean over test images) against the true map of :func:`truth_routing_maps`: ``attention_r`` (Pearson over
       grid cells), ``attention_peak_distance`` (tokens between the two maxima; reference: the
       mean distance of a grid cell chosen at random) and ``attention_centroid_distance``
       (tokens between the centres of mass; reference: a uniform map's centre); for retinotopic
@@ -344,7 +354,57 @@ def routing_truth_check(pred_path, truth_path, betas_path):
             raise ValueError(f"{betas_path}: {len(missing)} voxel(s) not in the truth file {truth_path}, "
                              f"e.g. {missing[0]}")
         ti = np.array([lut[tuple(v)] for v in bijk])
-    return truth_table(names, maps, truth, voxels, vmaps, ti, roi, hemi)
+    out = truth_table(names, maps, truth, voxels, vmaps, ti, roi, hemi)
+    content = content_routing_inputs(pred_path, truth_path)
+    if content is not None:
+        import pandas as pd
+
+        from ..models.routing_eval import object_mass_table
+
+        names, _, att, objects, cats = content
+        out = pd.concat([out, object_mass_table(names, att, objects, categories=cats)], ignore_index=True)
+    return out
+
+
+def content_routing_inputs(pred_path, truth_path):
+    """Per-image attention and object maps of the test images, for the per-image truth check.
+
+    Returns ``(names, images, attention (n, Q, h, w), objects, categories)`` with ``objects`` the
+    truth's ``image_routing/cat_<c>`` maps of the prediction file's images (n, 24, 24) per ROI,
+    plus ``shape_V4`` (every object) when that ROI is queried, and ``categories`` the ``cat_*``
+    ROIs; None when the prediction file has no per-image maps or the truth no per-image routing
+    (files written before either existed).
+
+    Raises
+    ------
+    ValueError
+        When the prediction file's images are not all among the truth's images (naming both files).
+    """
+    from ..data.simulate_brain import V4_ROI
+
+    with h5py.File(pred_path, "r") as f:
+        if "attention/maps" not in f:
+            log.warning("%s: no per-image attention maps (written before they were stored); no "
+                        "object_mass rows", pred_path)
+            return None
+        names = list(f["attention/rois"].asstr()[()])
+        images = f["images"].asstr()[()]
+        att = f["attention/maps"][()].astype(np.float64)
+    with h5py.File(truth_path, "r") as f:
+        if "image_routing" not in f:
+            log.warning("%s: no image_routing in the truth; no object_mass rows", truth_path)
+            return None
+        pos = {im: i for i, im in enumerate(f["images"].asstr()[()])}
+        missing = [im for im in images if im not in pos]
+        if missing:
+            raise ValueError(f"{pred_path}: {len(missing)} test image(s) not among the images of {truth_path}, "
+                             f"e.g. {missing[0]}")
+        rows = np.array([pos[im] for im in images])
+        objects = {k: f["image_routing"][k][()][rows].astype(np.float64) for k in f["image_routing"]}
+    cats = sorted(objects)
+    if any(n.partition("#")[0].partition(".")[0] == V4_ROI for n in names) and cats:
+        objects[V4_ROI] = sum(objects[k] for k in cats)  # the V4-like region reads every object
+    return names, images, att, objects, cats
 
 
 @register("encode")

@@ -47,7 +47,8 @@ def subject_report(html: str, subject: str, leaderboard: str, config: dict, dseg
     voxel_maps, boldref : list of str, optional
         Per-encoder ``_stat-r_statmap.nii.gz`` and the bold reference they are drawn on (rule ``voxel_maps``).
     sim_truth : str, optional
-        Simulated fMRI: the truth file; the attention maps then show the true routing as outlines.
+        Simulated fMRI: the truth file; the attention maps then show the true routing as outlines,
+        and the content-routing overlays outline each image's objects.
     """
     from ..report.subject import build_subject_report
 
@@ -57,7 +58,8 @@ def subject_report(html: str, subject: str, leaderboard: str, config: dict, dseg
         epochs_table=_one(epochs_table), eeg_preds=_many(eeg_preds), eeg_truth=_one(truthcheck),
         feature_paths=_many(features), routing_truth=_many(routing_truth), configfiles=_many(configfiles),
         voxel_maps=_many(voxel_maps), boldref=_one(boldref),
-        true_routing=true_routing(sim_truth, _many(routing)) if sim_truth else None)
+        true_routing=true_routing(sim_truth, _many(routing)) if sim_truth else None,
+        fmri_truth=sim_truth or None)
 
 
 def true_routing(truth_path: str, routing_preds: list, grid: int = 24) -> dict:
