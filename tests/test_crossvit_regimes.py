@@ -118,7 +118,7 @@ def test_comparison_tables_and_the_joint_vs_standard_sentence():
     assert regions.set_index("region").loc["V4-like (mean)", "crossvit_joint"] == "0.200 ± 0.010"
     assert acc.set_index("backbone").loc["crossvit_joint", "pgd"] == 0.35
     text = " ".join(joint_vs_standard(df))
-    assert "scores HIGHER than standard" in text and "joint is more robust to PGD" in text
+    assert "scores HIGHER than standard" in text and "pgd accuracy 0.35 (joint) vs 0.20 (standard): joint higher" in text
     # the sentence can say the opposite: swap the V4 scores
     df.loc[(df.backbone == "crossvit_joint") & (df.kind == "V4-like"), "ceiled_ev"] = 0.05
     assert "does NOT score higher" in " ".join(joint_vs_standard(df))
