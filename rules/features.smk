@@ -85,3 +85,8 @@ rule backbone_comparison:
         "../environment.yml"
     script:
         "scripts/backbone_comparison.py"
+
+
+# the group page shows the comparison whenever scoring.backbones names backbones to compare
+COMPARISON_TABLES = ([rules.backbone_comparison.output.table]
+                     if config["scoring"].get("backbones") and FMRI_SUBJECTS and config["scoring"]["commit_layers"] else [])

@@ -35,6 +35,7 @@ rule group_report:
         subsampling=SUBSAMPLING_FILES,
         truthcheck=eeg_truth_files(),  # simulated EEG only (else empty)
         routing_truth=routing_truth_files(),  # simulated fMRI only (else empty)
+        comparison=COMPARISON_TABLES,  # scoring.backbones set (config/crossvit.yaml) only
     output:
         html=report(f"{R}/report.html", category="Group"),
     params:

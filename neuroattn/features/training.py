@@ -28,6 +28,16 @@ code: github.com/williamberrios/BrainScore-Transformers), for any trainable back
   (FGSM with a random start), eps 2/255, step 2.5/255, i.e. ``pgd_steps: 1``, ``pgd_eps: 0.00784``;
 - ``joint``: both (rotate, then attack the rotated image), the paper's best V4 model.
 
+The paper fine-tuned an ImageNet-trained CrossViT (6 epochs, Adam, lr warmed up from 8e-5 to
+2e-4 in the first epoch, then halved per epoch); trained from scratch on a few hundred images,
+one-step PGD from the first step leaves a transformer at chance (it never finds features before
+the attack removes them). Three options restore the paper's order of events, in any regime that
+attacks: ``pgd_clean_epochs`` clean epochs first (the stand-in for the clean pre-training),
+``pgd_ramp_epochs`` over which the radius grows linearly from 0 to ``pgd_eps``
+(:func:`pgd_eps_at`; the epsilon warm-up of robust ViT training), and ``pgd_clean_weight``, the
+weight of the clean-image loss mixed into the adversarial one (Goodfellow et al. 2015 use 0.5).
+``lr_warmup_epochs`` warms the learning rate up linearly (ViTs trained from scratch need it).
+
 ``translate`` and ``flip`` add random shifts and left-right mirroring in every regime.
 :func:`robustness` measures clean, rotated and PGD accuracy of a trained backbone.
 
@@ -227,6 +237,25 @@ def rotate(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     return affine_augment(x, degrees=degrees)
 
 
+def pgd_eps_at(step: int, steps_per_epoch: int, eps: float, clean_epochs: float = 0,
+               ramp_epochs: float = 0) -> float:
+    """The PGD radius of training step ``step`` (0-based): 0 during the first ``clean_epochs``, then
+    growing linearly to ``eps`` over ``ramp_epochs`` (reached at the ramp's last step), then ``eps``.
+
+    Examples
+    --------
+    >>> [round(pgd_eps_at(s, 2, 0.3, clean_epochs=1, ramp_epochs=1), 2) for s in range(5)]
+    [0.0, 0.0, 0.15, 0.3, 0.3]
+    """
+    start = clean_epochs * steps_per_epoch
+    if step < start:
+        return 0.0
+    ramp = ramp_epochs * steps_per_epoch
+    if ramp <= 0:
+        return float(eps)
+    return float(eps) * min(1.0, (step - start + 1) / ramp)
+
+
 def pgd_attack(backbone: Backbone, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
                generator: torch.Generator | None = None, step_size: float | None = None) -> torch.Tensor:
     """L-inf PGD adversarial examples of [0, 1] images ``x`` against ``backbone`` (labels ``y``).
@@ -334,8 +363,9 @@ def train_backbone(backbone: Backbone, images, labels=None, *, objective: str = 
                    lr: float = 2e-3, weight_decay: float = 5e-4, regime: str = "standard",
                    rotation_mode: str = "quarter", rotation: float = 0.0, translate: float = 0.0,
                    flip: bool = False, pgd_eps: float = 0.01, pgd_steps: int = 3,
-                   pgd_step_size: float | None = None, eval_pgd_steps: int = 10, val_fraction: float = 0.1,
-                   seed: int = 0, device="auto") -> TrainingResult:
+                   pgd_step_size: float | None = None, eval_pgd_steps: int = 10, pgd_clean_epochs: int = 0,
+                   pgd_ramp_epochs: int = 0, pgd_clean_weight: float = 0.0, lr_warmup_epochs: int = 0,
+                   val_fraction: float = 0.1, seed: int = 0, device="auto") -> TrainingResult:
     """Train ``backbone`` (in place) to classify ``images`` into ``labels`` (``objective``
     ``category``), or to predict the quarter turn applied to each image (``rotation``, label-free).
 
@@ -369,6 +399,14 @@ def train_backbone(backbone: Backbone, images, labels=None, *, objective: str = 
         The L-inf PGD attack of the ``adversarial`` / ``joint`` regimes (:func:`pgd_attack`).
     eval_pgd_steps : int
         Steps of the attack that measures held-out PGD accuracy (:func:`robustness`; same eps).
+    pgd_clean_epochs, pgd_ramp_epochs : int
+        Adversarial / joint regimes: clean epochs before the attack starts, then epochs over which
+        its radius (and step size) grows linearly to ``pgd_eps`` (:func:`pgd_eps_at`).
+    pgd_clean_weight : float in [0, 1]
+        Adversarial / joint regimes: the loss is ``w * CE(clean) + (1 - w) * CE(attacked)``
+        (0: the attacked images only, as the paper).
+    lr_warmup_epochs : int
+        Linear learning-rate warm-up over these epochs (under the cosine decay).
     val_fraction : float
         Stratified share of the images held out for validation accuracy and :func:`robustness`.
     seed : int
@@ -386,6 +424,12 @@ def train_backbone(backbone: Backbone, images, labels=None, *, objective: str = 
     if label_free and rotates:
         raise ValueError(f"backbone_training.regime {regime!r} rotates the images at random, which erases the "
                          "label of objective 'rotation'; use regime standard or adversarial")
+    if not 0.0 <= pgd_clean_weight <= 1.0:
+        raise ValueError(f"backbone_training.pgd_clean_weight must be in [0, 1], got {pgd_clean_weight!r}")
+    for name, v in (("pgd_clean_epochs", pgd_clean_epochs), ("pgd_ramp_epochs", pgd_ramp_epochs),
+                    ("lr_warmup_epochs", lr_warmup_epochs)):
+        if v < 0:
+            raise ValueError(f"backbone_training.{name} must be >= 0, got {v!r}")
     src = ImageSource(images)
     imgs = src[:] if src._arr is not None else np.stack(src[:])
     if label_free:
@@ -413,6 +457,7 @@ def train_backbone(backbone: Backbone, images, labels=None, *, objective: str = 
     gen = torch.Generator().manual_seed(seed)  # batch order, augmentation and PGD starts, in draw order
     steps_per_epoch = math.ceil(len(tr) / batch_size)
     total = epochs * steps_per_epoch
+    warmup_steps = int(lr_warmup_epochs * steps_per_epoch)
     opt = make_optimizer("adamw", model.parameters(), lr, weight_decay)
     result = TrainingResult(classes=list(classes), n_train=len(tr), n_val=len(va), regime=regime,
                             objective=objective)
@@ -420,7 +465,7 @@ def train_backbone(backbone: Backbone, images, labels=None, *, objective: str = 
 
     def batches(epoch):
         perm = torch.randperm(len(tr), generator=gen).numpy()
-        for i in range(0, len(tr), batch_size):
+        for j, i in enumerate(range(0, len(tr), batch_size)):
             idx = perm[i:i + batch_size]
             x = backbone.to_unit(x_tr[idx])
             y = y_tr[idx].to(dev)
@@ -433,14 +478,24 @@ def train_backbone(backbone: Backbone, images, labels=None, *, objective: str = 
                     flips=torch.rand(b, generator=gen) < 0.5 if flip else None)
             if label_free:  # the task: which quarter turn (after the shift / mirror augmentation)
                 x, y = rotation_batch(x, gen)
-            if attacks:
-                x = pgd_attack(backbone, x, y, pgd_eps, pgd_steps, generator=gen, step_size=pgd_step_size)
-            yield x, y
+            if not attacks:
+                yield x, y, None
+                continue
+            eps = pgd_eps_at(epoch * steps_per_epoch + j, steps_per_epoch, pgd_eps, pgd_clean_epochs,
+                             pgd_ramp_epochs)
+            step = pgd_step_size * eps / pgd_eps if pgd_step_size and pgd_eps > 0 else None  # ramps with eps
+            xa = pgd_attack(backbone, x, y, eps, pgd_steps, generator=gen, step_size=step)
+            # the clean images join the batch only when their loss is weighted (and the attack is on)
+            yield xa, y, (x if pgd_clean_weight > 0 and eps > 0 else None)
 
     def batch_loss(batch):
-        x, y = batch
-        logits = model(backbone.normalize(x))
-        return F.cross_entropy(logits, y), logits
+        x, y, clean = batch
+        if clean is None:
+            logits = model(backbone.normalize(x))
+            return F.cross_entropy(logits, y), logits
+        both = model(backbone.normalize(torch.cat([clean, x])))  # one forward for both halves
+        lc, la = F.cross_entropy(both[:len(y)], y), F.cross_entropy(both[len(y):], y)
+        return pgd_clean_weight * lc + (1.0 - pgd_clean_weight) * la, both[len(y):]
 
     def on_step(epoch, step, batch, loss, logits):
         y = batch[1]
@@ -457,7 +512,7 @@ def train_backbone(backbone: Backbone, images, labels=None, *, objective: str = 
         val_acc = heldout(va) if len(va) else float("nan")
         seen = sums["seen"]
         # the learning rate of the next step, as a per-step scheduler reports it after the epoch
-        next_lr = lr * lr_factor((epoch + 1) * steps_per_epoch, total, 0, "cosine", warmup="overlap")
+        next_lr = lr * lr_factor((epoch + 1) * steps_per_epoch, total, warmup_steps, "cosine", warmup="overlap")
         row = {"epoch": epoch + 1, "loss": sums["loss"] / seen, "train_acc": sums["correct"] / seen,
                "val_acc": val_acc, "lr": next_lr, "seconds": time.perf_counter() - sums["t0"]}
         result.history.append(row)
@@ -466,7 +521,7 @@ def train_backbone(backbone: Backbone, images, labels=None, *, objective: str = 
         sums.update(loss=0.0, correct=0, seen=0, t0=time.perf_counter())
 
     train_loop(model, batches, batch_loss, opt, lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch,
-               schedule="cosine", warmup="overlap", on_step=on_step, on_epoch=on_epoch)
+               schedule="cosine", warmup="overlap", warmup_steps=warmup_steps, on_step=on_step, on_epoch=on_epoch)
     model.eval()
     result.train_accuracy = heldout(tr)
     result.val_accuracy = result.history[-1]["val_acc"] if result.history else heldout(va)

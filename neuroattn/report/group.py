@@ -4,11 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from ..data.roi_kinds import roi_kind
 from ..leaderboard import NORMALISED, read_scores
 from . import figures
+from .backbone_comparison import backbone_comparison_section
 from .html import fig_to_uri, render_page, table
 from .eeg_maps import group_truth_section
 from .provenance import provenance
@@ -31,8 +32,7 @@ def _commitment_section(layer_tables):
         return None
     df = pd.concat(frames, ignore_index=True)
     com = df[df["committed"].astype(str) == "True"]
-    kind = np.where(com.roi.str.startswith("ret_"), "retinotopic",
-                    np.where(com.roi.str.startswith("cat_"), "category", "other"))
+    kind = com.roi.map(roi_kind).to_numpy()
     means = com.groupby(kind)["depth"].mean()
     text = ("Layer commitment, Brain-Score style: every layer scored against every ROI on the training "
             "(public) images, the best layer committed per ROI, and reported on the held-out test images. ")
@@ -94,7 +94,7 @@ def routing_truth_section(tables):
 
 
 def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=(), subsampling_tables=(),
-                       eeg_truth_tables=(), routing_truth_tables=(), configfiles=()):
+                       eeg_truth_tables=(), routing_truth_tables=(), configfiles=(), comparison_tables=()):
     """Write ``results/report.html``.
 
     Parameters
@@ -108,6 +108,7 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     eeg_truth_tables : simulated-EEG truth-check tables per subject (rule ``eeg_truth``)
     routing_truth_tables : simulated-fMRI routing truth-check tables (rule ``routing_truth``)
     configfiles : the config files of the run, in merge order (shown at the top)
+    comparison_tables : ``backbone_comparison`` tables (training regimes, config/crossvit.yaml)
     """
     lb = read_scores(leaderboard)
     pooled = lb[lb.subject == "group"]
@@ -160,6 +161,9 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     ssm_sub = ssm_subsampling_section(ssm_curves)
     if ssm_sub:
         sections.append(ssm_sub)
+    cmp = backbone_comparison_section(comparison_tables)
+    if cmp:
+        sections.append(cmp)
     rt = routing_truth_section(routing_truth_tables)
     if rt:
         sections.append(rt)

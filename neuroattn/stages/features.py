@@ -210,14 +210,6 @@ def extract_features(features_h5: str, split: str, stimuli_dir: str, backbone: s
     log.info("%d images, layers %s, weights %s -> %s", len(table), cfg["layers"], bb.weights, features_h5)
 
 
-def _roi_kind(roi: str) -> str:
-    if roi.startswith("ret_"):
-        return "retinotopic"
-    if roi.startswith("cat_"):
-        return "category"
-    return "V4-like" if "V4" in roi else "other"
-
-
 @register("backbone_comparison")
 def backbone_comparison(table: str, scores: list, layers: list, robustness: list, backbones: list) -> None:
     """Rule ``backbone_comparison``: per backbone and ROI, the committed layer and its held-out ceiled
@@ -238,6 +230,7 @@ def backbone_comparison(table: str, scores: list, layers: list, robustness: list
     backbones : list of str
         Backbones to compare, in table order.
     """
+    from ..data.roi_kinds import roi_kind
     from ..leaderboard import read_scores
 
     sc = pd.concat([read_scores(p) for p in scores], ignore_index=True)
@@ -262,7 +255,7 @@ def backbone_comparison(table: str, scores: list, layers: list, robustness: list
             com = lay[(lay.backbone == b) & (lay.roi == roi)]
             counts = com.layer.value_counts()
             top = counts[counts == counts.max()].index.tolist() if len(counts) else []
-            per_roi.append({"backbone": b, "roi": roi, "kind": _roi_kind(roi),
+            per_roi.append({"backbone": b, "roi": roi, "kind": roi_kind(roi),
                             "committed_layer": "|".join(sorted(top)) if len(counts) > 1 else (top[0] if top else ""),
                             "committed_layers_all": "|".join(sorted(counts.index)),
                             "ceiled_ev": g.value.mean(), "ceiled_ev_sd": g.value.std(ddof=1) if len(g) > 1 else float("nan"),
@@ -271,7 +264,7 @@ def backbone_comparison(table: str, scores: list, layers: list, robustness: list
         frame = pd.DataFrame(per_roi)
         if len(frame):
             # per ROI kind: mean over its ROIs of each subject's ceiled EV, then mean / sd over subjects
-            ev = ev.assign(kind=[_roi_kind(t) for t in ev.target])
+            ev = ev.assign(kind=[roi_kind(t) for t in ev.target])
             for kind, g in ev.groupby("kind", sort=True):
                 subj = g.groupby("subject").value.mean()
                 rows.append({"backbone": b, "roi": f"{kind} (mean)", "kind": kind, "committed_layer": "",

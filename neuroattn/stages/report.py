@@ -111,7 +111,7 @@ def true_routing(truth_path: str, routing_preds: list, grid: int = 24) -> dict:
 
 @register("group_report")
 def group_report(html: str, leaderboard: str, config: dict, features=(), layers=(), subsampling=(),
-                 truthcheck=(), routing_truth=(), configfiles=()) -> None:
+                 truthcheck=(), routing_truth=(), configfiles=(), comparison=()) -> None:
     """Rule ``group_report``: ``results/report.html``, the leaderboard table and plots
     (:func:`neuroattn.report.group.build_group_report`).
 
@@ -126,9 +126,12 @@ def group_report(html: str, leaderboard: str, config: dict, features=(), layers=
         simulated-routing truth tables (empty on real data).
     configfiles : list of str
         The run's config files in merge order (the page's header).
+    comparison : list of str
+        The ``backbone_comparison`` table (when ``scoring.backbones`` is set), else empty.
     """
     from ..report.group import build_group_report
 
     build_group_report(html, leaderboard, config, feature_paths=_many(features), layer_tables=_many(layers),
                        subsampling_tables=_many(subsampling), eeg_truth_tables=_many(truthcheck),
-                       routing_truth_tables=_many(routing_truth), configfiles=_many(configfiles))
+                       routing_truth_tables=_many(routing_truth), configfiles=_many(configfiles),
+                       comparison_tables=_many(comparison))
