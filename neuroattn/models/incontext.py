@@ -10,10 +10,17 @@ attention logits scaled by ``log(n_tokens)`` so that attention stays sharp as th
 first register is read out as the voxel's linear encoder ``(w, b)``: ``beta(x) = w . x + b``.
 Voxels are independent samples, batched.
 
+With the CPU default ridge head, stage 1 reads voxels standardized over the context, mixes closed-form
+ridge solutions by their evidence plus learned logits, and can hold a *population prior*, a Gaussian
+fitted to the meta-training subjects' voxel encoders (no anatomy enters: a voxel is a token, not
+a position); it also returns each voxel's noise variance.
+
 Stage 2, :class:`ImageDecoderNet` (wrapped by :class:`InContextDecoder`): for one image, a
 transformer reads voxel tokens ``[w_k ; b_k ; beta_k]`` (each voxel's stage-1 encoder and its response
 to the image) with registers in front; the first registers go through an MLP to the predicted image
-embedding. Trained with ``1 - cos + 0.1 * symmetric InfoNCE (tau 0.2)`` (:func:`decoding_loss`);
+embedding. With the ridge head, voxel sets larger than ``max_voxels`` are read in chunks whose
+normal equations are summed and inverted once (every voxel in one solution), each voxel weighted by
+a learned factor over its stage-1 noise variance. Trained with ``1 - cos + 0.1 * symmetric InfoNCE (tau 0.2)`` (:func:`decoding_loss`);
 images are identified by cosine nearest neighbour among candidate embeddings (:func:`retrieve`).
 
 Image embeddings live in an :class:`EmbeddingSpace`: a backbone's pooled features, PCA-whitened on
