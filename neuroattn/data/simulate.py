@@ -20,6 +20,14 @@ ROIs. ``ret_V1``, ``ret_V2``, ``ret_V3`` (retinotopic) near the occipital pole a
 is the voxels nearest a seed point (MNI mm, jittered per subject) within the seed's Voronoi cell;
 its size is a fixed volume (so the voxel count scales with ``voxel_size``), varied per subject.
 
+Anatomy (``simulate.fmri.anatomy``). ``"individual"`` (the default) gives each subject its own
+anatomy as real brains have it: every ROI seed is also shifted by 8 mm (sd per axis,
+:data:`~neuroattn.data.simulate_brain.INDIVIDUAL_SEED_SD`), ROI volumes vary 0.5-1.6 x, and each
+retinotopic map's axes are rotated by up to 60 degrees, per subject and hemisphere, so that voxel i
+of one subject (the same MNI grid position) is not voxel i of another and anatomical alignment is
+no oracle. ``"shared"`` keeps subjects nearly aligned (3 mm jitter, 0.8-1.2 x volumes, the same map
+axes). Tuning is drawn independently per subject (and voxel) in both.
+
 Retinotopic voxels respond to the local contrast energy ``E`` (:func:`~neuroattn.data.stimuli.
 contrast_energy`) under a Gaussian receptive field at a fixed place of the visual field:
 ``drive = sqrt(sum_p G_v(p) E(p))`` (compressive spatial summation). Left-hemisphere voxels see the
@@ -146,8 +154,8 @@ def simulate_subject(root: Path, subject: str, p: FmriSimParams, stim: Stimuli, 
                      shared: np.ndarray, train: np.ndarray, mask: nib.Nifti1Image, rng) -> dict:
     """Write one subject's BOLD, events, confounds, ROIs and truth under ``root``; return a summary."""
     t = p.task
-    labels, names, hemi = place_rois(mask, rng, stim.categories, v4_region=p.v4_region)
-    tun = voxel_tuning(labels, names, hemi, mask.affine, rng, categories=stim.categories)
+    labels, names, hemi = place_rois(mask, rng, stim.categories, v4_region=p.v4_region, anatomy=p.anatomy)
+    tun = voxel_tuning(labels, names, hemi, mask.affine, rng, categories=stim.categories, anatomy=p.anatomy)
     V = len(tun.roi)
     drive = image_drive(stim, energy, tun)
     img_row = {name: i for i, name in enumerate(stim.table.stim_file)}
@@ -244,6 +252,8 @@ def _readme_params(p: FmriSimParams) -> dict:
     d = dict(p.__dict__)
     if not d.get("v4_region"):  # off: the README of the datasets written before the region existed
         d.pop("v4_region", None)
+    if d.get("anatomy") == "shared":  # the README of the datasets written before individual anatomies
+        d.pop("anatomy", None)
     return d
 
 
@@ -312,6 +322,9 @@ def simulate_fmri_dataset(root, *, overwrite=False, progress=False, **params) ->
         Scales the BOLD noise: its sd is ``NOISE_SD / snr`` % signal change.
     v4_region : bool
         Add the V4-like ``shape_V4`` region (module docstring); False leaves the data as before.
+    anatomy : {"individual", "shared"}
+        Each subject its own ROI positions, sizes and map orientations, or nearly aligned subjects
+        (module docstring, "Anatomy").
     task : str
         BIDS task label.
     seed : int

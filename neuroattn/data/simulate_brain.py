@@ -25,6 +25,12 @@ SHAPE_SPACE = {"disk": (1.0, 0.0, 0.0, 0.0), "ring": (1.0, 0.0, 0.0, 1.0), "squa
                "cross": (0.0, 12 / 12, 0.6, 0.0)}
 #: volume of one ROI per hemisphere (mm^3) -> ~50 voxels per ROI and hemisphere at 6 mm
 ROI_VOLUME = 10_000.0
+#: ``anatomy="individual"``: extra per-subject shift of every ROI seed (sd, mm, per axis), range of
+#: the ROI volume factor (``"shared"``: 0.8-1.2) and of the rotation of the retinotopic maps' axes
+#: (radians) relative to the template: so that voxel i of one subject is not voxel i of another
+INDIVIDUAL_SEED_SD = 8.0
+INDIVIDUAL_VOLUME = (0.5, 1.6)
+INDIVIDUAL_MAP_ROTATION = np.pi / 3
 #: contrast-energy grid on which receptive fields integrate
 ENERGY_GRID = 24
 
@@ -61,8 +67,12 @@ def shape_descriptors(categories) -> np.ndarray:
 
 
 def place_rois(mask: nib.Nifti1Image, rng: np.random.Generator, categories,
-               v4_region: bool = False) -> tuple[np.ndarray, list[str], np.ndarray]:
+               v4_region: bool = False, anatomy: str = "shared") -> tuple[np.ndarray, list[str], np.ndarray]:
     """Subject-specific ROIs in ``mask`` (plus :data:`V4_ROI` last when ``v4_region``).
+
+    ``anatomy="shared"``: seeds jittered by 3 mm, volumes by 0.8-1.2 (subjects nearly aligned).
+    ``"individual"``: every seed also shifted by :data:`INDIVIDUAL_SEED_SD` mm per axis and volumes
+    drawn in :data:`INDIVIDUAL_VOLUME`, per subject and hemisphere.
 
     Returns
     -------
@@ -86,12 +96,15 @@ def place_rois(mask: nib.Nifti1Image, rng: np.random.Generator, categories,
     hemi = np.zeros(data.shape, np.int8)
     for side in (-1, 1):
         seeds = np.array([s * np.array([side, 1, 1]) for s in seeds_r]) + rng.normal(0, 3.0, size=(len(names), 3))
+        if anatomy == "individual":
+            seeds = seeds + rng.normal(0, INDIVIDUAL_SEED_SD, size=seeds.shape)
+        vol = INDIVIDUAL_VOLUME if anatomy == "individual" else (0.8, 1.2)
         in_hemi = (xyz[:, 0] * side > 0) & (xyz[:, 1] < -30) & (xyz[:, 2] < 30)
         cand, cxyz = ijk[in_hemi], xyz[in_hemi]
         d = np.linalg.norm(cxyz[:, None, :] - seeds[None], axis=2)
         cell = d.argmin(1)
         for k in range(len(names)):
-            n_vox = max(3, int(round(ROI_VOLUME * rng.uniform(0.8, 1.2) / vs**3)))
+            n_vox = max(3, int(round(ROI_VOLUME * rng.uniform(*vol) / vs**3)))
             members = np.flatnonzero(cell == k)
             members = members[np.argsort(d[members, k], kind="stable")][:n_vox]
             labels[tuple(cand[members].T)] = k + 1
@@ -124,9 +137,13 @@ def _rank(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (r + 0.5) / len(v)
 
 
-def voxel_tuning(labels, names, hemi, affine, rng, categories=None) -> VoxelTuning:
+def voxel_tuning(labels, names, hemi, affine, rng, categories=None, anatomy: str = "shared") -> VoxelTuning:
     """Draw every ROI voxel's tuning (RF for ``ret_*``, object features for ``cat_*``, a preferred
-    shape for :data:`V4_ROI`, which needs ``categories``) and reliability."""
+    shape for :data:`V4_ROI`, which needs ``categories``) and reliability.
+
+    With ``anatomy="individual"`` each retinotopic map's axes (polar angle along inferior-superior,
+    eccentricity along posterior-anterior) are rotated in the sagittal plane by a per-subject angle
+    in +-:data:`INDIVIDUAL_MAP_ROTATION`."""
     ijk = np.argwhere(labels > 0)
     lab = labels[tuple(ijk.T)]
     order = np.lexsort((ijk[:, 2], ijk[:, 1], ijk[:, 0], lab))
@@ -154,8 +171,12 @@ def voxel_tuning(labels, names, hemi, affine, rng, categories=None) -> VoxelTuni
             if not len(sel):
                 continue
             if name in ret_sigma:
-                angle = (_rank(xyz[sel, 2], rng) - 0.5) * np.pi * 0.9   # superior -> lower field (y down)
-                ecc = 0.06 + 0.36 * (1 - _rank(xyz[sel, 1], rng))       # posterior (small y) -> foveal
+                ap, si = xyz[sel, 1], xyz[sel, 2]
+                if anatomy == "individual":  # this subject's map sits rotated on its cortex
+                    th = rng.uniform(-INDIVIDUAL_MAP_ROTATION, INDIVIDUAL_MAP_ROTATION)
+                    ap, si = np.cos(th) * ap - np.sin(th) * si, np.sin(th) * ap + np.cos(th) * si
+                angle = (_rank(si, rng) - 0.5) * np.pi * 0.9            # superior -> lower field (y down)
+                ecc = 0.06 + 0.36 * (1 - _rank(ap, rng))                # posterior (small y) -> foveal
                 x = 0.5 - sd * ecc * np.cos(angle)                 # left hemisphere -> right field
                 y = 0.5 + ecc * np.sin(angle)
                 c = np.stack([x, y], 1) + rng.normal(0, 0.03, (len(sel), 2))

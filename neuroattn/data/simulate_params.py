@@ -19,6 +19,8 @@ ITI_RANGE = (3.5, 4.5)
 FIRST_ONSET = 6.0
 TAIL = 20.0
 _LABEL = re.compile(r"^[a-zA-Z0-9]+$")
+#: ``simulate.fmri.anatomy``: each subject its own anatomy, or nearly aligned subjects
+ANATOMIES = ("individual", "shared")
 
 
 def _config_defaults() -> dict:
@@ -66,6 +68,7 @@ class FmriSimParams:
     n_runs: int = _D["n_runs"]
     snr: float = _D["snr"]
     v4_region: bool = _D["v4_region"]
+    anatomy: str = _D["anatomy"]
     task: str = _D["task"]
     seed: int = _D["seed"]
 
@@ -83,6 +86,8 @@ class FmriSimParams:
         _num("snr", self.snr)
         if not isinstance(self.v4_region, (bool, np.bool_)):
             raise TypeError(f"v4_region (simulate.fmri.v4_region) must be true or false, got {self.v4_region!r}")
+        if self.anatomy not in ANATOMIES:
+            raise ValueError(f"anatomy (simulate.fmri.anatomy) must be one of {list(ANATOMIES)}, got {self.anatomy!r}")
         _int("seed", self.seed, 0)
         if not isinstance(self.task, str) or not _LABEL.match(self.task):
             raise ValueError(f"task must be a BIDS label (letters and digits only), got {self.task!r}")
@@ -105,11 +110,11 @@ def params_from_config(sim: Mapping, *, task: str, seed: int) -> FmriSimParams:
     sim = dict(sim)
     fmri = dict(sim.pop("fmri", {}) or {})
     sim.pop("eeg", None)
-    known = {f for f in FmriSimParams.__dataclass_fields__} - {"task", "seed", "n_subjects", "voxel_size", "tr", "n_runs", "snr", "v4_region"}
+    known = {f for f in FmriSimParams.__dataclass_fields__} - {"task", "seed", "n_subjects", "voxel_size", "tr", "n_runs", "snr", "v4_region", "anatomy"}
     bad = sorted(set(sim) - known)
     if bad:
         raise KeyError(f"simulate: unknown key(s) {bad}; known: {sorted(known)}")
-    fknown = {"n_subjects", "voxel_size", "tr", "n_runs", "snr", "v4_region"}
+    fknown = {"n_subjects", "voxel_size", "tr", "n_runs", "snr", "v4_region", "anatomy"}
     bad = sorted(set(fmri) - fknown)
     if bad:
         raise KeyError(f"simulate.fmri: unknown key(s) {bad}; known: {sorted(fknown)}")

@@ -10,10 +10,17 @@ attention logits scaled by ``log(n_tokens)`` so that attention stays sharp as th
 first register is read out as the voxel's linear encoder ``(w, b)``: ``beta(x) = w . x + b``.
 Voxels are independent samples, batched.
 
+With the CPU default ridge head, stage 1 reads voxels standardized over the context, mixes closed-form
+ridge solutions by their evidence plus learned logits, and can hold a *population prior*, a Gaussian
+fitted to the meta-training subjects' voxel encoders (no anatomy enters: a voxel is a token, not
+a position); it also returns each voxel's noise variance.
+
 Stage 2, :class:`ImageDecoderNet` (wrapped by :class:`InContextDecoder`): for one image, a
 transformer reads voxel tokens ``[w_k ; b_k ; beta_k]`` (each voxel's stage-1 encoder and its response
 to the image) with registers in front; the first registers go through an MLP to the predicted image
-embedding. Trained with ``1 - cos + 0.1 * symmetric InfoNCE (tau 0.2)`` (:func:`decoding_loss`);
+embedding. With the ridge head, voxel sets larger than ``max_voxels`` are read in chunks whose
+normal equations are summed and inverted once (every voxel in one solution), each voxel weighted by
+a learned factor over its stage-1 noise variance. Trained with ``1 - cos + 0.1 * symmetric InfoNCE (tau 0.2)`` (:func:`decoding_loss`);
 images are identified by cosine nearest neighbour among candidate embeddings (:func:`retrieve`).
 
 Image embeddings live in an :class:`EmbeddingSpace`: a backbone's pooled features, PCA-whitened on
@@ -33,7 +40,7 @@ from sklearn.decomposition import PCA
 
 from ..utils import resolve_device
 from .incontext_nets import (ContextEncoderNet, ImageDecoderNet, LogScaledBlock, ResidualMLP,  # noqa: F401 (re-export)
-                             SwiGLU, decoding_loss, ridge_path)
+                             SwiGLU, bayes_ridge_path, combine_stats, decoding_loss, ridge_path)
 
 
 # ----------------------------------------------------------------------------- embeddings
@@ -146,17 +153,18 @@ def _check_context(X, Y, min_context, embed_dim):
 
 
 @torch.no_grad()
-def infer_encoders(net: ContextEncoderNet, X, Y, voxel_batch: int = 1024, device: str = "cpu"):
-    """Run stage 1 on a context: X (k, E), Y (k, V) -> (W (V, E), b (V,)) as numpy."""
+def infer_encoders(net: ContextEncoderNet, X, Y, voxel_batch: int = 1024, device: str = "cpu",
+                   return_noise: bool = False):
+    """Run stage 1 on a context: X (k, E), Y (k, V) -> (W (V, E), b (V,)) as numpy (and with
+    ``return_noise`` the voxels' noise variances (V,))."""
     net = net.to(device).eval()
     x = torch.as_tensor(X, dtype=torch.float32, device=device)
     Yt = torch.as_tensor(np.ascontiguousarray(np.asarray(Y, dtype=np.float32).T), device=device)
-    ws, bs = [], []
+    parts = []
     for s in range(0, Yt.shape[0], voxel_batch):
-        w, b = net(x, Yt[s:s + voxel_batch])
-        ws.append(w.cpu())
-        bs.append(b.cpu())
-    return torch.cat(ws).numpy(), torch.cat(bs).numpy()
+        parts.append([t.cpu() for t in net(x, Yt[s:s + voxel_batch], return_noise=True)])
+    out = [torch.cat(p).numpy() for p in zip(*parts)]
+    return tuple(out) if return_noise else (out[0], out[1])
 
 
 def voxel_chunks(n_voxels: int, max_voxels: int, seed: int = 0) -> list[np.ndarray]:
@@ -167,22 +175,25 @@ def voxel_chunks(n_voxels: int, max_voxels: int, seed: int = 0) -> list[np.ndarr
 
 @torch.no_grad()
 def decode_images(net: ImageDecoderNet, W, b, beta, max_voxels: int = 512, image_batch: int = 64,
-                  device: str = "cpu", seed: int = 0) -> np.ndarray:
+                  device: str = "cpu", seed: int = 0, noise=None) -> np.ndarray:
     """Run stage 2: encoders ``W`` (V, E), ``b`` (V,), responses ``beta`` (n, V) -> (n, E) unit-norm.
 
-    With more voxels than ``max_voxels``, the voxels are split into random chunks and the decoded
-    embeddings of the chunks averaged.
+    With more voxels than ``max_voxels``, the voxels are split into random chunks of tokens for the
+    transformer; their statistics (:meth:`ImageDecoderNet.stats`: weighted normal equations and
+    readouts) are summed and inverted once, so every voxel enters one joint solution. ``noise``
+    (V,): the voxels' noise variances from stage 1 (weights the voxels), or None.
     """
     net = net.to(device).eval()
     W = torch.as_tensor(W, dtype=torch.float32, device=device)
     b = torch.as_tensor(b, dtype=torch.float32, device=device)
     beta = torch.as_tensor(np.asarray(beta, dtype=np.float32), device=device)
-    out = torch.zeros(beta.shape[0], net.embed_dim, device=device)
-    for idx in voxel_chunks(W.shape[0], max_voxels, seed):
-        idx = torch.as_tensor(idx, device=device)
-        for s in range(0, beta.shape[0], image_batch):
-            out[s:s + image_batch] += F.normalize(net(W[idx], b[idx], beta[s:s + image_batch][:, idx]), dim=-1)
-    return F.normalize(out, dim=-1).cpu().numpy()
+    nv = None if noise is None else torch.as_tensor(np.asarray(noise, dtype=np.float32), device=device)
+    chunks = [torch.as_tensor(idx, device=device) for idx in voxel_chunks(W.shape[0], max_voxels, seed)]
+    out = []
+    for s in range(0, beta.shape[0], image_batch):
+        bt = beta[s:s + image_batch]
+        out.append(net.solve(combine_stats(net.stats(W[i], b[i], bt[:, i], None if nv is None else nv[i]) for i in chunks)))
+    return F.normalize(torch.cat(out), dim=-1).cpu().numpy()
 
 
 # ----------------------------------------------------------------------------- estimators
@@ -256,6 +267,7 @@ class InContextDecoder(BaseEstimator):
     Attributes
     ----------
     coef_, intercept_ : stage-1 encoders of the context subject.
+    noise_ : (n_voxels,) ndarray, stage 1's noise variances (weigh the voxels in stage 2).
     n_features_in_ : int
     """
 
@@ -273,9 +285,10 @@ class InContextDecoder(BaseEstimator):
         """Infer encoders from context embeddings ``X`` (k, E) and responses ``y`` (k, V)."""
         if self.decoder_net is None:
             raise ValueError("InContextDecoder needs a meta-trained `decoder_net`")
-        enc = InContextEncoder(self.encoder_net, self.min_context, self.voxel_batch, self.device).fit(X, y)
-        self.coef_, self.intercept_ = enc.coef_, enc.intercept_
-        self.n_features_in_ = enc.n_features_in_
+        X, Y = _check_context(X, y, self.min_context, self.encoder_net.embed_dim)
+        self.coef_, self.intercept_, self.noise_ = infer_encoders(self.encoder_net, X, Y, self.voxel_batch,
+                                                                  resolve_device(self.device), return_noise=True)
+        self.n_features_in_ = X.shape[1]
         return self
 
     def predict(self, Y):
@@ -284,7 +297,7 @@ class InContextDecoder(BaseEstimator):
         if Y.ndim != 2 or Y.shape[1] != self.coef_.shape[0]:
             raise ValueError(f"expected responses of shape (n, {self.coef_.shape[0]}), got {Y.shape}")
         return decode_images(self.decoder_net, self.coef_, self.intercept_, Y, self.max_voxels,
-                             device=resolve_device(self.device), seed=self.seed)
+                             device=resolve_device(self.device), seed=self.seed, noise=self.noise_)
 
     def score(self, Y, X):
         """Top-1 identification of each response row among the embeddings ``X`` (row i is its truth)."""

@@ -88,16 +88,17 @@ def decoder_bank(rng, enc, pools, cfg, n_contexts: int = 3, max_voxels: int = 10
         for _ in range(n_contexts):
             k = _draw_k(rng, cfg, len(pool.X) - 8)
             perm = rng.permutation(len(pool.X))
-            W, b = infer_encoders(enc, pool.X[perm[:k]], pool.Y[np.ix_(perm[:k], vox)], device=device)
-            bank.append((pool, vox, perm[k:], W, b))
+            W, b, nv = infer_encoders(enc, pool.X[perm[:k]], pool.Y[np.ix_(perm[:k], vox)], device=device,
+                                      return_noise=True)
+            bank.append((pool, vox, perm[k:], W, b, nv))
     return bank
 
 
 def _decoder_task(rng, entry, cfg, batch):
-    pool, vox, free, W, b = entry
+    pool, vox, free, W, b, nv = entry
     sub = rng.choice(len(vox), size=min(cfg["max_voxels"], len(vox)), replace=False)
     t = rng.choice(free, size=min(batch, len(free)), replace=False)
-    return W[sub], b[sub], pool.Y[np.ix_(t, vox[sub])], pool.X[t]
+    return W[sub], b[sub], pool.Y[np.ix_(t, vox[sub])], pool.X[t], nv[sub]
 
 
 # ----------------------------------------------------------------------------- training loops
@@ -151,12 +152,12 @@ def train_decoder(dec: ImageDecoderNet, enc: ContextEncoderNet, pools, cfg, step
 
     def tasks():
         for _ in range(steps):
-            W, b, beta, target = _decoder_task(rng, bank[rng.integers(len(bank))], cfg, cfg["batch_size"])
-            yield t(W), t(b), t(beta), t(target)
+            W, b, beta, target, nv = _decoder_task(rng, bank[rng.integers(len(bank))], cfg, cfg["batch_size"])
+            yield t(W), t(b), t(beta), t(target), t(nv)
 
     def task_loss(task):
-        W, b, beta, target = task
-        return decoding_loss(dec(W, b, beta), target)
+        W, b, beta, target, nv = task
+        return decoding_loss(dec(W, b, beta, nv), target)
 
     losses: list = []
     _meta_fit(dec, tasks, task_loss, _logger(losses, steps, "loss", 2), lr or cfg["lr"], steps, device)

@@ -61,7 +61,12 @@ def train_prior(X_train: np.ndarray, cfg: dict, seed: int = 0, device: str = "cp
 
 
 def train_real(enc, dec, pools: list[Pool], cfg: dict, seed: int = 0, device: str = "cpu"):
-    """Phase 2: continue meta-training on real voxels (one :class:`Pool` per training subject)."""
+    """Phase 2: continue meta-training on real voxels (one :class:`Pool` per training subject).
+
+    A stage-1 network built with ``population_prior`` first gets the Gaussian prior of the training
+    subjects' voxel encoders (:func:`population_encoders`): what voxels of brains look like, whatever
+    their position, so it needs no anatomical correspondence.
+    """
     cfg = resolve_config(cfg)
     seed_everything(seed)
     device = resolve_device(device)
@@ -69,9 +74,34 @@ def train_real(enc, dec, pools: list[Pool], cfg: dict, seed: int = 0, device: st
     if steps == 0:
         return enc, dec, {"stage1": [], "stage2": []}
     lr = cfg["lr"] * 0.5
+    if getattr(enc, "population_prior", False):
+        enc.set_population_prior(population_encoders(pools))
     h1 = train_encoder(enc, pools, cfg, steps, seed, device, lr=lr)
     h2 = train_decoder(dec, enc, pools, cfg, steps, seed + 1, device, lr=lr)
     return enc.cpu(), dec.cpu(), {"stage1": h1, "stage2": h2}
+
+
+def population_encoders(pools, max_voxels: int = 4096, seed: int = 0) -> np.ndarray:
+    """Encoders (n, E) of standardized voxels of every pool, each fitted on all of its images.
+
+    Bayesian ridge (:func:`~neuroattn.models.incontext_nets.bayes_ridge_path`: penalties averaged
+    by their evidence); at most ``max_voxels`` voxels in all, drawn evenly over the pools.
+    """
+    import torch
+
+    from .incontext import bayes_ridge_path
+    from .incontext_nets import _lambda_grid
+
+    rng = np.random.default_rng(seed)
+    per = max(1, max_voxels // max(len(pools), 1))
+    out = []
+    for pool in pools:
+        vox = rng.choice(pool.Y.shape[1], size=min(per, pool.Y.shape[1]), replace=False)
+        y = torch.as_tensor(pool.Y[:, vox].T, dtype=torch.float32)
+        y = (y - y.mean(1, keepdim=True)) / y.std(1, keepdim=True).clamp_min(1e-6)
+        W, _, ev, _ = bayes_ridge_path(torch.as_tensor(pool.X, dtype=torch.float32), y, _lambda_grid(9), (0.0, 1.0, 2.0))
+        out.append((torch.softmax(ev, -1).unsqueeze(-1) * W).sum(1).numpy())
+    return np.concatenate(out)
 
 
 # ----------------------------------------------------------------------------- subjects and folds
@@ -154,9 +184,10 @@ def evaluate_subject(enc, dec, data: SubjectData, candidates: np.ndarray, candid
             raise ValueError(f"context size k={k} is below the minimum of {cfg['min_context']} images")
         c = order[:k]
         X_c, Y_c = data.X_train[c], data.Y_train[c]
-        W, b = infer_encoders(enc, X_c, Y_c, device=device)
+        W, b, nv = infer_encoders(enc, X_c, Y_c, device=device, return_noise=True)
         preds = {"incontext": (data.X_test @ W.T + b,
-                               decode_images(dec, W, b, data.Y_test, cfg["max_voxels"], device=device, seed=seed))}
+                               decode_images(dec, W, b, data.Y_test, cfg["max_voxels"], device=device, seed=seed,
+                                             noise=nv))}
         preds["ridge_context"] = ridge_context(X_c, Y_c, data.X_test, data.Y_test, cfg["ridge_alphas"], seed)
         for method, (Y_pred, decoded) in preds.items():
             res = retrieve(decoded, candidates, candidate_names, data.test_images)

@@ -12,6 +12,7 @@ from . import figures
 from .backbone_comparison import backbone_comparison_section
 from .html import fig_to_uri, render_page, table
 from .eeg_maps import group_truth_section
+from .incontext_curves import incontext_curves_section
 from .provenance import provenance
 from .summary import page_header, ranked_summary
 from .similarity import SIMILARITY_DESC, SSM_CURVES_DESC, ssm_commitment_section, ssm_subsampling_section
@@ -129,23 +130,9 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
                                         + ("; normalised: 1 = noise ceiling" if metric in NORMALISED else "; black ticks: ceiling" if d.ceiling.notna().any() else "")
                                         + ("; red ticks: chance" if d.chance.notna().any() else "")})
     sections.append({"title": "Scores by metric", "figures": figs})
-    ic = lb[lb.model.str.match(r".+_k\d+$") & lb.metric.isin(["top1", "top5"])]
-    if len(ic):
-        ic = ic.assign(method=ic.model.str.replace(r"_k\d+$", "", regex=True),
-                       k=ic.model.str.extract(r"_k(\d+)$")[0].astype(int))
-        figs = []
-        for metric, d in ic.groupby("metric"):
-            ys = {}
-            ks = sorted(d.k.unique())
-            for method, g in d.groupby("method"):
-                agg = g.groupby("k")["value"].agg(["mean", "sem"]).reindex(ks)
-                ys[method] = (agg["mean"].to_numpy(), agg["sem"].fillna(0).to_numpy())
-            n = d["n"].dropna()
-            chance = (1 if metric == "top1" else 5) / float(n.iloc[0]) if len(n) else None
-            figs.append({"uri": fig_to_uri(figures.curve(ks, ys, "context images k", metric,
-                                                         f"held-out subject {metric}", chance)),
-                         "caption": f"In-context decoding vs ridge on the same k images ({metric}, mean ± SEM over held-out subjects)"})
-        sections.append({"title": "Cross-subject decoding vs context size", "figures": figs})
+    ic = incontext_curves_section(lb)
+    if ic:
+        sections.append(ic)
     # the similarity rule's tables travel with the layer-commitment / subsampling ones (rules/score.smk)
     sim_tables = [p for p in layer_tables if SIMILARITY_DESC in Path(p).name]
     layer_tables = [p for p in layer_tables if SIMILARITY_DESC not in Path(p).name]
