@@ -11,6 +11,7 @@ from ..leaderboard import NORMALISED, read_scores
 from . import figures
 from .html import fig_to_uri, render_page, table
 from .eeg_maps import group_truth_section
+from .eeg_modules import module_section
 from .provenance import provenance
 from .summary import page_header, ranked_summary
 from .similarity import SIMILARITY_DESC, SSM_CURVES_DESC, ssm_commitment_section, ssm_subsampling_section
@@ -163,6 +164,7 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     rt = routing_truth_section(routing_truth_tables)
     if rt:
         sections.append(rt)
+    sections.extend(s for s in [module_section(lb)] if s)
     truth = group_truth_section(eeg_truth_tables) if eeg_truth_tables else None
     if truth:
         sections.append(truth)
