@@ -372,3 +372,16 @@ def test_estimators_take_random_state_and_clone():
         est = make_eeg_estimator(name, random_state=7)
         assert est.get_params()["random_state"] == 7
         assert clone(est).get_params() == est.get_params()
+
+
+def test_min_steps_raises_epochs_for_few_trials_only():
+    """min_steps is a floor on optimizer steps: 40 trials in batches of 32 are 2 steps an epoch,
+    so min_steps 20 trains 10 epochs instead of 2; with many trials per epoch it changes nothing."""
+    X, y = planted(n_per_class=20, n_times=250)
+    kw = dict(arch="eegnet", sfreq=125.0, epochs=2, batch_size=32, warmup_epochs=1, device="cpu")
+    few = TorchEEGClassifier(**kw, min_steps=20).fit(X, y)
+    assert len(few.history_) == few.n_epochs_ == 10
+    assert len(TorchEEGClassifier(**kw).fit(X, y).history_) == 2
+    assert TorchEEGClassifier(**dict(kw, batch_size=4), min_steps=20).fit(X, y).n_epochs_ == 2  # 10 steps an epoch
+    est = make_eeg_estimator("basenet", min_steps=7, epochs=1)
+    assert est.min_steps == 7
