@@ -95,14 +95,15 @@ def load_setting(name: str, workdir: Path, n_subjects: int, seed: int = 1):
     return datas, classes
 
 
-def run_setting(datas, models, overlay: dict, seed: int = 0):
-    """Accuracy per model (mean over subjects) and per subject, under ``within``."""
+def run_setting(datas, models, overlay: dict, seed: int = 0, align: bool | None = None):
+    """Accuracy per model (mean over subjects) and per subject, under ``within``; ``align``:
+    Euclidean alignment per session (default: config ``eeg.euclidean_alignment``)."""
     from neuroattn.config import section_defaults
     from neuroattn.models.eeg_evaluation import run_protocol
     from neuroattn.stages.eeg import protocol_settings
 
     cfg = {**section_defaults("eeg_models"), **overlay, "models": list(models)}
-    align = bool(section_defaults("eeg")["euclidean_alignment"])
+    align = bool(section_defaults("eeg")["euclidean_alignment"]) if align is None else align
     models, seeds, settings = protocol_settings(cfg, "within", seed, "cpu")
     per_sub = {}
     for sub in sorted(datas):
@@ -133,6 +134,7 @@ def main(argv=None) -> int:
     ap.add_argument("--settings", default=",".join(GRID), help="comma-separated names of " + ",".join(GRID))
     ap.add_argument("--models", default=None, help="comma-separated models (default: config eeg_models.models)")
     ap.add_argument("--eeg-models", default="{}", help="JSON laid over the eeg_models defaults (to try a change)")
+    ap.add_argument("--no-align", action="store_true", help="no Euclidean alignment (to see what it does)")
     ap.add_argument("--workdir", default="/tmp/neuroattn_eeg_robustness", help="cache of datasets and epochs")
     ap.add_argument("--out", default=None, help="also write the table as TSV")
     args = ap.parse_args(argv)
@@ -151,14 +153,15 @@ def main(argv=None) -> int:
         ap.error(f"unknown setting(s) {unknown}; choose from {list(GRID)}")
     cols = ["setting", "trials", "chans", "sfreq", "classes", "shift", "gain", "format"] + models + ["basenet_goal"]
     rows = []
-    print(f"# within (train session 1, test session 2), {n_sub} subject(s), eeg_models overlay {overlay}")
+    print(f"# within (train session 1, test session 2), {n_sub} subject(s), eeg_models overlay {overlay}"
+          + (", no Euclidean alignment" if args.no_align else ""))
     print("\t".join(cols), flush=True)
     for name in names:
         s = setting(name)
         t0 = time.perf_counter()
         datas, _ = load_setting(name, workdir, n_sub)
         t1 = time.perf_counter()
-        acc, per_sub = run_setting(datas, models, overlay)
+        acc, per_sub = run_setting(datas, models, overlay, align=False if args.no_align else None)
         row = [name, s["trials"], s["n_channels"], s["sfreq"], s["n_classes"], s["session_shift"], s["gain_shift"],
                s["format"]] + [f"{acc[m]:.3f}" for m in models] + [goal(s, acc)]
         rows.append(row)
