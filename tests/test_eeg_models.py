@@ -16,9 +16,9 @@ from neuroattn.models.eeg_estimators import (
 from neuroattn.models.eeg_nets import EEGNet, ShallowConvNet
 
 CH8 = ["FC3", "FCz", "FC4", "C3", "Cz", "C4", "CP3", "CP4"]
-# published framework's extra parameters on BCI IV 2a defaults (references.md §3); FCA and CAT: ours
+# published framework's extra parameters on BCI IV 2a defaults (references.md §3, CAT read from its code); FCA: ours
 EXTRA = {"se": 128, "eca": 9, "gct": 48, "ge": 0, "srm": 64, "cbam": 147, "encnet": 348,
-         "gsop": 428, "catlite": 151, "fca": 128, "cat": 2093}
+         "gsop": 428, "catlite": 151, "fca": 128, "cat": 2440}
 
 
 def n_params(m):
@@ -64,6 +64,23 @@ def test_parameter_counts_match_published_framework():
     assert extras == EXTRA
     assert n_params(EEGNet(22, 4, 1000)) == 3444
     assert n_params(ShallowConvNet(22, 4, 1000)) == 46084
+
+
+def test_cat_gates_over_time_and_channels():
+    """CAT's gate varies over time (its temporal branch) as well as over maps; CATLite's (channel
+    only) is constant over time, so the check can fail."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 1, 62)
+    for name, varies in (("cat", True), ("catlite", False)):
+        mod = make_attention(name, 16, 62)
+        with torch.no_grad():
+            for p in mod.parameters():
+                p.add_(0.5 * torch.randn_like(p))
+        gate = (mod(x) / x)[:, :, 0]  # (B, C, T)
+        assert (gate.std(-1).mean() > 1e-3) == varies, name
+        assert gate.std(1).mean() > 1e-3  # and over maps
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        make_attention("cat", 16, 62, kernel_size=8)
 
 
 def test_unknown_attention_and_short_input_errors():
@@ -355,3 +372,16 @@ def test_estimators_take_random_state_and_clone():
         est = make_eeg_estimator(name, random_state=7)
         assert est.get_params()["random_state"] == 7
         assert clone(est).get_params() == est.get_params()
+
+
+def test_min_steps_raises_epochs_for_few_trials_only():
+    """min_steps is a floor on optimizer steps: 40 trials in batches of 32 are 2 steps an epoch,
+    so min_steps 20 trains 10 epochs instead of 2; with many trials per epoch it changes nothing."""
+    X, y = planted(n_per_class=20, n_times=250)
+    kw = dict(arch="eegnet", sfreq=125.0, epochs=2, batch_size=32, warmup_epochs=1, device="cpu")
+    few = TorchEEGClassifier(**kw, min_steps=20).fit(X, y)
+    assert len(few.history_) == few.n_epochs_ == 10
+    assert len(TorchEEGClassifier(**kw).fit(X, y).history_) == 2
+    assert TorchEEGClassifier(**dict(kw, batch_size=4), min_steps=20).fit(X, y).n_epochs_ == 2  # 10 steps an epoch
+    est = make_eeg_estimator("basenet", min_steps=7, epochs=1)
+    assert est.min_steps == 7

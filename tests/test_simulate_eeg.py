@@ -238,3 +238,31 @@ def test_movement_related_potential_contralateral_and_only_change(tmp_path):
     assert np.abs(diff[:, far]).max() < 1e-7
     shift_on, shift_off = _cue_locked_shift(on), _cue_locked_shift(off)
     assert shift_on - shift_off < -2.0, (shift_on, shift_off)
+
+
+def test_channel_count_and_session_shift(tmp_path):
+    """simulate.eeg.n_channels picks a 10-10 cap of that size (the class electrodes kept);
+    session_shift 0 leaves the sessions' channel gains alike, larger shifts them more, and the
+    default (1) draws exactly what it did before the option existed."""
+    from neuroattn.data.simulate_eeg_signal import _session_params, montage_channels
+
+    assert montage_channels(22) == tuple(CHANNELS)
+    for n in (5, 16, 32, 64):
+        ch = montage_channels(n)
+        assert len(ch) == len(set(ch)) == n and {"C3", "C4", "Cz"} <= set(ch)
+    assert {"C5", "C6"} <= set(montage_channels(16))
+    with pytest.raises(ValueError, match="n_channels must be 5-64"):
+        montage_channels(65)
+    kw = {**TINY, "n_subjects": 1, "n_runs": 1, "trials_per_class_per_run": 2, "n_channels": 32}
+    root = simulate_eeg_dataset(tmp_path / "c32", **kw, format="brainvision")
+    raw = _read(root, "01", "02")
+    assert raw.ch_names == list(montage_channels(32))
+    truth = json.loads((root / "derivatives" / "truth" / "truth.json").read_text())
+    assert truth["channels"] == list(montage_channels(32))
+    spread = [np.std(np.log(_session_params(3, 1, 1, CHANNELS, s)["channel_gain"])) for s in (0.0, 1.0, 4.0)]
+    assert spread[0] == 0.0 and 0.02 < spread[1] < 0.1 and spread[2] == pytest.approx(4 * spread[1])
+    a, b = _session_params(3, 1, 1, CHANNELS, 0.0), _session_params(3, 1, 1, CHANNELS, 1.0)
+    assert np.all(a["cap_shift"] == 0) and a["mu_shift"] == 0 and a["bg_scale"] == 1.0
+    old = np.random.default_rng([3, 3, 1, 1])  # the draws of the default before session_shift
+    assert np.array_equal(b["cap_shift"], old.normal(0, 0.003, 3))
+    assert np.array_equal(b["channel_gain"], np.exp(old.normal(0, 0.05, len(CHANNELS))))

@@ -61,6 +61,7 @@ import pandas as pd
 from .simulate_eeg_signal import (  # noqa: F401 (CHANNELS, simulate_run, standard_1020_name re-exported)
     CHANNELS, CLASSES, NOMINAL_CHANNELS, _SOURCES, _MEAS_DATE, TRIAL_DURATION, _info,
     _subject_params, _session_params, _lead_fields, simulate_run, discriminative_channels, standard_1020_name,
+    montage_channels,
 )
 
 logger = logging.getLogger("neuroattn.simulate_eeg")
@@ -92,6 +93,9 @@ def simulate_eeg_dataset(
     artifact_rate: float = 0.02,
     seed: int = 0,
     mrcp: float = 0.0,
+    n_channels: int = 22,
+    session_shift: float = 1.0,
+    gain_shift: float = 0.05,
 ) -> Path:
     """Simulate a motor-imagery EEG BIDS dataset at ``root`` (see the module docstring).
 
@@ -124,6 +128,15 @@ def simulate_eeg_dataset(
         Peak of the movement-related cortical potential (a slow negative shift of the class's
         motor sources around the cue, phase-locked) relative to the rhythm amplitude; 0 = none
         (:func:`~neuroattn.data.simulate_eeg_signal.simulate_run`).
+    n_channels : int
+        Electrodes (5-64, 10-10 names; :func:`~neuroattn.data.simulate_eeg_signal.montage_channels`):
+        22 is the 2a montage.
+    session_shift : float
+        Scale of every session-to-session change (cap displacement, channel gains, mu drift,
+        background level, ERD depth); 0 = sessions alike but for their noise, 1 = the default.
+    gain_shift : float
+        Standard deviation of the log channel gains of each session (before ``session_shift``):
+        0.05 = about 5 % per channel.
 
     Returns
     -------
@@ -138,6 +151,8 @@ def simulate_eeg_dataset(
         raise ValueError(f"simulate.eeg: need at least two distinct classes, got {classes}")
     if format not in ("edf", "brainvision"):
         raise ValueError(f"simulate.eeg.format must be 'edf' or 'brainvision', got {format!r}")
+    if session_shift < 0 or gain_shift < 0:
+        raise ValueError(f"simulate.eeg: session_shift and gain_shift must be >= 0, got {session_shift}, {gain_shift}")
     if float(sfreq) != int(sfreq) or sfreq <= 100:
         raise ValueError(f"simulate.eeg.sfreq must be an integer above 100 Hz, got {sfreq}")
     root = Path(root)
@@ -148,6 +163,7 @@ def simulate_eeg_dataset(
         _write_dataset(
             tmp, n_subjects, n_sessions, n_runs, trials_per_class_per_run, float(sfreq), classes,
             task, format, snr, n_background, artifact_rate, seed, dict(trial_types or {}), mrcp=float(mrcp),
+            channels=montage_channels(n_channels), shift=float(session_shift), gain_shift=float(gain_shift),
         )
         if root.exists():
             old = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.old"))
@@ -179,7 +195,7 @@ def _check_replaceable(root: Path) -> None:
 
 def _write_dataset(
     root, n_subjects, n_sessions, n_runs, trials_per_class, sfreq, classes, task, fmt, snr,
-    n_background, artifact_rate, seed, trial_types, mrcp=0.0,
+    n_background, artifact_rate, seed, trial_types, mrcp=0.0, channels=CHANNELS, shift=1.0, gain_shift=0.05,
 ):
     import mne
     from mne_bids import BIDSPath, make_dataset_description, update_sidecar_json, write_raw_bids
@@ -194,11 +210,11 @@ def _write_dataset(
         overwrite=True,
         verbose=False,
     )
-    info = _info(sfreq)
+    info = _info(sfreq, channels)
     truth = {
         "classes": classes,
         "nominal_channels": {c: NOMINAL_CHANNELS[c] for c in classes},
-        "channels": list(CHANNELS),
+        "channels": list(channels),
         "sfreq": sfreq,
         "seed": seed,
         "subjects": {},
@@ -220,10 +236,10 @@ def _write_dataset(
         }
         for k in range(1, n_sessions + 1):
             ses = f"{k:02d}"
-            sess = _session_params(seed, s, k - 1)
+            sess = _session_params(seed, s, k - 1, channels, shift, gain_shift)
             gains = _lead_fields(subj, sess, info)
             if k == 1:
-                st["discriminative_channels"] = discriminative_channels(gains[0], classes)
+                st["discriminative_channels"] = discriminative_channels(gains[0], classes, channels=channels)
             st["sessions"][ses] = {
                 "cap_shift_m": _r(sess["cap_shift"]),
                 "channel_gain": _r(sess["channel_gain"], 4),
@@ -292,9 +308,11 @@ def _write_dataset(
         },
     )
     (root / "README").write_text(
-        "Simulated motor-imagery EEG (neuroattn). 22 channels of the BCI Competition IV 2a montage,\n"
-        f"{len(classes)} imagined movements ({', '.join(classes)}), 4-s trials after each cue.\n"
-        "Sources are dipoles in a three-shell sphere head model; see neuroattn/data/simulate_eeg.py.\n"
+        "Simulated motor-imagery EEG (neuroattn). "
+        + ("22 channels of the BCI Competition IV 2a montage,\n" if tuple(channels) == tuple(CHANNELS)
+           else f"{len(channels)} channels (10-10 names),\n")
+        + f"{len(classes)} imagined movements ({', '.join(classes)}), 4-s trials after each cue.\n"
+        + "Sources are dipoles in a three-shell sphere head model; see neuroattn/data/simulate_eeg.py.\n"
         "Ground truth (never used by models) is under derivatives/truth/.\n"
     )
     _fix_participants(root)
@@ -317,7 +335,7 @@ def simulate_from_config(root, sim: dict, *, task: str, events, seed: int) -> Pa
     """
     keys = {
         "n_subjects", "n_sessions", "n_runs", "trials_per_class_per_run", "sfreq", "format", "snr",
-        "n_background", "artifact_rate", "mrcp",
+        "n_background", "artifact_rate", "mrcp", "n_channels", "session_shift", "gain_shift",
     }
     unknown = set(sim) - keys
     if unknown:

@@ -10,12 +10,38 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["CHANNELS", "CLASSES", "NOMINAL_CHANNELS", "TRIAL_DURATION", "discriminative_channels",
-           "simulate_run", "standard_1020_name"]
+           "montage_channels", "simulate_run", "standard_1020_name"]
 
 #: The 22-channel BCI Competition IV 2a montage (10-20 names).
 CHANNELS = (
     "Fz FC3 FC1 FCz FC2 FC4 C5 C3 C1 Cz C2 C4 C6 CP3 CP1 CPz CP2 CP4 P1 Pz P2 POz".split()
 )
+# Which of the 2a channels a smaller cap keeps first (the motor strip and every class's
+# electrodes), and the 10-10 electrodes a larger cap adds, in order (a 64-channel cap at 64).
+_KEEP_FIRST = "C3 C4 Cz C5 C6 C1 C2 FC3 FC4 CP3 CP4 FCz CPz Fz Pz POz FC1 FC2 CP1 CP2 P1 P2".split()
+_EXTRA = ("F3 F4 F7 F8 T7 T8 P3 P4 O1 O2 Fp1 Fp2 AF3 AF4 F1 F2 F5 F6 FT7 FT8 FC5 FC6 TP7 TP8 CP5 CP6 "
+          "P5 P6 P7 P8 PO3 PO4 PO7 PO8 Oz Fpz AFz AF7 AF8 P9 P10 Iz").split()
+
+
+def montage_channels(n_channels: int = 22) -> tuple[str, ...]:
+    """Channel names of an ``n_channels`` cap (10-10 names): the 2a montage at 22 (:data:`CHANNELS`);
+    fewer keeps the motor strip and each class's electrodes (C3, C4, Cz, C5, C6 always, from 5);
+    more adds frontal, temporal, parietal and occipital electrodes up to a 64-channel 10-10 cap.
+
+    Raises
+    ------
+    ValueError
+        Outside 5-64 channels.
+    """
+    n = int(n_channels)
+    if not 5 <= n <= len(CHANNELS) + len(_EXTRA):
+        raise ValueError(f"simulate.eeg.n_channels must be 5-64, got {n_channels}")
+    if n <= len(CHANNELS):
+        keep = set(_KEEP_FIRST[:n])
+        return tuple(c for c in CHANNELS if c in keep)
+    return tuple(CHANNELS) + tuple(_EXTRA[: n - len(CHANNELS)])
+
+
 #: Classes the simulator knows how to generate.
 CLASSES = ("left_hand", "right_hand", "feet", "tongue")
 #: Channels over the sources each class desynchronises (by design).
@@ -71,10 +97,10 @@ def _head_geometry():
     return pos, np.asarray(r0, float), float(radius)
 
 
-def _info(sfreq: float):
+def _info(sfreq: float, channels=CHANNELS):
     import mne
 
-    info = mne.create_info(list(CHANNELS), float(sfreq), "eeg")
+    info = mne.create_info(list(channels), float(sfreq), "eeg")
     info.set_montage(_montage())
     info["line_freq"] = 50.0
     return info
@@ -117,16 +143,28 @@ def _subject_params(seed: int, s: int, n_background: int, snr: float) -> dict:
     }
 
 
-def _session_params(seed: int, s: int, k: int) -> dict:
+def _around(v: float, centre: float, shift: float) -> float:
+    """``v`` moved ``shift`` times as far from ``centre`` (exactly ``v`` at ``shift`` 1)."""
+    return v if shift == 1 else centre + shift * (v - centre)
+
+
+def _session_params(seed: int, s: int, k: int, channels=CHANNELS, shift: float = 1.0,
+                    gain_shift: float = 0.05) -> dict:
+    """Session-level parameters. ``shift`` scales every session-to-session change (cap
+    displacement, mu drift, background level, ERD depth; 0 = sessions alike but for their noise);
+    ``gain_shift``: sd of the log channel gains (amplifier/contact changes), also scaled by ``shift``.
+    The random draws are the same whatever ``shift`` / ``gain_shift`` (only their scale changes)."""
     rng = np.random.default_rng([seed, 3, s, k])
+    n = len(channels)
     return {
-        "cap_shift": rng.normal(0, 0.003, 3) if k > 0 else np.zeros(3),
-        "channel_gain": np.exp(rng.normal(0, 0.05, len(CHANNELS))),
-        "mu_shift": float(rng.normal(0, 0.3)) if k > 0 else 0.0,
-        "bg_scale": float(rng.uniform(0.85, 1.15)),
-        "depth_scale": float(rng.uniform(0.85, 1.1)),
-        "line_amp": rng.uniform(2e-6, 10e-6, len(CHANNELS)),
-        "line_phase": rng.uniform(0, 2 * np.pi, len(CHANNELS)),
+        "channels": tuple(channels),
+        "cap_shift": rng.normal(0, 0.003 * shift, 3) if k > 0 else np.zeros(3),
+        "channel_gain": np.exp(rng.normal(0, gain_shift * shift, n)),
+        "mu_shift": float(rng.normal(0, 0.3 * shift)) if k > 0 else 0.0,
+        "bg_scale": _around(float(rng.uniform(0.85, 1.15)), 1.0, shift),
+        "depth_scale": _around(float(rng.uniform(0.85, 1.1)), 0.975, shift),
+        "line_amp": rng.uniform(2e-6, 10e-6, n),
+        "line_phase": rng.uniform(0, 2 * np.pi, n),
     }
 
 
@@ -188,7 +226,8 @@ def _trial_schedule(rng, classes, trials_per_class: int, sfreq: float) -> tuple[
     return labels, np.round(np.asarray(onsets) * sfreq) / sfreq, float(np.ceil(t + 2.0))
 
 
-def _mrcp_sources(g_named, names, classes, labels, onsets, depth, amp, t, mrcp: float) -> np.ndarray:
+def _mrcp_sources(g_named, names, classes, labels, onsets, depth, amp, t, mrcp: float,
+                  channels=CHANNELS) -> np.ndarray:
     """Source moments (n_sources, n_times) of the movement-related cortical potentials."""
     out = np.zeros((len(names), len(t)))
     elec = {n: e for n, e, _ in _SOURCES}
@@ -202,7 +241,7 @@ def _mrcp_sources(g_named, names, classes, labels, onsets, depth, amp, t, mrcp: 
             if rel <= 0.5:
                 continue
             j = names.index(src)
-            sign = np.sign(g_named[CHANNELS.index(elec[src][0]), j]) or 1.0
+            sign = np.sign(g_named[channels.index(elec[src][0]), j]) or 1.0
             out[j] -= sign * mrcp * d * amp[j] * shape  # negative at the source's electrode
     return out
 
@@ -235,6 +274,7 @@ def simulate_run(
         Columns onset, trial_type, erd_depth, lapse, artifact.
     """
     g_named, g_bg = gains
+    channels = list(sess.get("channels", CHANNELS))
     names = [n for n, _, _ in _SOURCES]
     labels, onsets, duration = _trial_schedule(rng, classes, trials_per_class, sfreq)
     n = int(round(duration * sfreq))
@@ -275,12 +315,12 @@ def simulate_run(
         rng, 1, n, sfreq, lambda f: np.exp(-0.5 * ((f - af) / 0.6) ** 2)
     )[0]
     if mrcp:
-        src += _mrcp_sources(g_named, names, classes, labels, onsets, depth, amp[:, 0], t, mrcp)
+        src += _mrcp_sources(g_named, names, classes, labels, onsets, depth, amp[:, 0], t, mrcp, channels)
     data = g_named @ src
 
     # 1/f background, scaled so that rhythm/background 8-30 Hz power at C3/C4 equals the subject SNR
     hand = [names.index("hand_left"), names.index("hand_right")]
-    ch = [CHANNELS.index("C3"), CHANNELS.index("C4")]
+    ch = [channels.index("C3"), channels.index("C4")]
     rhythm_pow = np.mean([(g_named[c, h] * amp[h, 0]) ** 2 * 1.25 for c, h in zip(ch, hand)])
     bg_frac = _band_fraction(n, sfreq, _pink)
     bg_unit = np.mean((g_bg[ch] ** 2).sum(axis=1)) * bg_frac
@@ -289,7 +329,7 @@ def simulate_run(
 
     # blinks: frontal pattern decaying with distance from Fpz
     pos, _, _ = _head_geometry()
-    dist = np.array([np.linalg.norm(pos[c] - pos["Fpz"]) for c in CHANNELS])
+    dist = np.array([np.linalg.norm(pos[c] - pos["Fpz"]) for c in channels])
     pattern = np.exp(-dist / 0.04)
     n_blinks = rng.poisson(subj["blink_rate"] * duration)
     blink = np.zeros(n)
@@ -302,7 +342,7 @@ def simulate_run(
     # electrode pops: a large step on one channel decaying over ~1 s, inside the trial window
     artifact = rng.random(len(labels)) < artifact_rate
     for i in np.flatnonzero(artifact):
-        c = rng.integers(len(CHANNELS))
+        c = rng.integers(len(channels))
         on = int((onsets[i] + rng.uniform(0.5, 3.0)) * sfreq)
         data[c, on:] += rng.choice([-1, 1]) * 1.5e-3 * np.exp(-(t[on:] - t[on]) / 1.0)
 
@@ -321,12 +361,13 @@ def simulate_run(
     return data, trials
 
 
-def discriminative_channels(g_named: np.ndarray, classes, top: int = 3) -> dict[str, list[str]]:
-    """Per class, the ``top`` channels with the largest lead field of the class's ERD sources."""
+def discriminative_channels(g_named: np.ndarray, classes, top: int = 3, channels=CHANNELS) -> dict[str, list[str]]:
+    """Per class, the ``top`` channels (of ``channels``, the rows of ``g_named``) with the largest
+    lead field of the class's ERD sources."""
     names = [n for n, _, _ in _SOURCES]
     out = {}
     for c in classes:
         cols = [names.index(s) for s, rel in _ERD[c].items() if rel > 0.5]
         w = np.abs(g_named[:, cols]).sum(axis=1)
-        out[c] = [CHANNELS[i] for i in np.argsort(-w, kind="stable")[:top]]
+        out[c] = [channels[i] for i in np.argsort(-w, kind="stable")[:top]]
     return out

@@ -8,9 +8,9 @@ of an entry are the BaseNet settings it takes (:func:`make_attention` refuses an
 Parameter counts on 2a defaults (reduction 4, ECA/CBAM kernel 9, 4 EncNet codewords), pinned by
 the tests: extra SE +128, ECA +9, GCT +48, GE +0, SRM +64, CBAM +147, EncNet +348, GSoP +428,
 CATLite +151 (equal to the published framework's); FCA +128 (fixed DCT bases are a buffer, so FCA
-costs what SE costs; no published figure to compare); CAT +2,093 against the published ~+2,440:
-our temporal branch is an MLP over the 62 pooled time steps (62 -> 15 -> 62, with biases) and the
-published spatial branch is sized differently, which we could not pin down from the paper alone.
+costs what SE costs; no published figure to compare); CAT +2,440 (bias-free MLP 128, a 9-tap
+convolution over time from the 16 maps to 16, 8 fusion scalars), as the published framework's
+code builds it.
 """
 from __future__ import annotations
 
@@ -244,29 +244,61 @@ class CATLite(_Attention):
         return x * gate[:, :, None, None]
 
 
-class CAT(CATLite):
-    """Collaborative channel and spatial (here temporal) attention: :class:`CATLite`'s channel gate
-    plus a temporal gate from channel-wise average, max and entropy pools through one MLP over time
-    (T -> T/r -> T, with biases), fused by three learned weights; the two gates are combined with
-    two learned collaboration weights. The temporal MLP depends on T (62 on 2a defaults: +2,093);
-    the published framework's exact spatial branch gives ~+2,440 (see the module docstring)."""
+def _gauss5() -> torch.Tensor:
+    """Normalised 5-tap Gaussian (sigma 1): smooths each map over time before max pooling, so one
+    noisy sample does not set the max."""
+    k = torch.exp(-0.5 * torch.arange(-2.0, 3.0) ** 2)
+    return k / k.sum()
 
-    def __init__(self, n_channels: int, n_times: int, reduction: int = 4):
-        super().__init__(n_channels, n_times, reduction)
-        self.n_times = n_times
-        self.fc_t = _mlp(n_times, _hidden(n_times, reduction), bias=True)
-        self.mix_t = nn.Parameter(torch.full((3,), 1.0 / 3))
-        self.collab = nn.Parameter(torch.full((2,), 0.5))
+
+def _minmax(z: torch.Tensor, dims) -> torch.Tensor:
+    lo, hi = z.amin(dims, keepdim=True), z.amax(dims, keepdim=True)
+    return (z - lo) / (hi - lo).clamp_min(1e-6)
+
+
+class CAT(_Attention):
+    """Channel and temporal attention as the published framework builds it (``CAT``; the
+    framework calls the temporal branch spatial, as in CBAM on images).
+
+    Channel gate: three descriptors per feature map (mean over time; max over time of the map
+    smoothed by a fixed 5-tap Gaussian; entropy of the softmax over time, min-max normalised
+    across the maps of a trial), each through one bias-free MLP (C -> C/r -> C), weighted by
+    three learned scalars, summed -> sigmoid. Temporal gate: the negated mean over maps, the
+    per-map smoothed max and the entropy of the softmax over maps (min-max normalised over time)
+    weighted by three more scalars into a (C, T) map, then a (1 x k) convolution C -> C over time
+    (no bias) -> sigmoid. The two gates are mixed by a softmax over two learned logits. Every
+    scalar starts at 0 (both gates 0.5, mixed half and half). Extra parameters on 2a defaults
+    (16 maps, r 4, k 9): MLP 128 + conv 16 * 16 * 9 = 2,304 + 8 scalars = 2,440.
+    """
+
+    def __init__(self, n_channels: int, n_times: int, reduction: int = 4, kernel_size: int = 9):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"CAT: kernel_size must be odd (same padding), got {kernel_size}")
+        self.fc = _mlp(n_channels, _hidden(n_channels, reduction), bias=False)
+        self.conv = nn.Conv1d(n_channels, n_channels, kernel_size, padding=kernel_size // 2, bias=False)
+        self.register_buffer("gauss", _gauss5().view(1, 1, 5), persistent=False)
+        self.channel_mix = nn.Parameter(torch.zeros(3))
+        self.temporal_mix = nn.Parameter(torch.zeros(3))
+        self.branch_logits = nn.Parameter(torch.zeros(2))
+
+    def _smooth(self, z):  # (B, C, T) -> same, Gaussian over time per map
+        b, c, t = z.shape
+        return F.conv1d(z.reshape(b * c, 1, t), self.gauss, padding=2).reshape(b, c, t)
 
     def forward(self, x):
-        if x.shape[-1] != self.n_times:
-            raise ValueError(f"CAT was built for {self.n_times} time points, got {x.shape[-1]}")
-        cg = self.channel_gate(x)
+        z = x.mean(2)  # (B, C, T): the maps have height 1
+        zmax = self._smooth(z).amax(-1)  # (B, C)
+        ent_t = _minmax(_entropy_pool(z, -1), (1,))  # (B, C), over time, normalised across maps
+        a, b_, g = self.channel_mix
+        cg = torch.sigmoid(a * self.fc(z.mean(-1)) + b_ * self.fc(zmax) + g * self.fc(ent_t))
         self._keep(cg)
-        flat = x.mean(2)  # (B, C, T)
-        pools = (flat.mean(1), flat.amax(1), _entropy_pool(flat, 1))
-        tg = torch.sigmoid(sum(w * self.fc_t(p) for w, p in zip(self.mix_t, pools)))  # (B, T)
-        gate = self.collab[0] * cg[:, :, None] + self.collab[1] * tg[:, None, :]
+        ent_c = _minmax(_entropy_pool(z, 1), (1,))  # (B, T), over maps, normalised over time
+        a, b_, g = self.temporal_mix
+        tmap = -a * z.mean(1, keepdim=True) + b_ * zmax[:, :, None] + g * ent_c[:, None, :]
+        tg = torch.sigmoid(self.conv(tmap))  # (B, C, T)
+        w = torch.softmax(self.branch_logits, 0)
+        gate = w[0] * cg[:, :, None] + w[1] * tg
         return x * gate.unsqueeze(2)
 
 
@@ -277,7 +309,7 @@ ATTENTION = Registry("attention module")
 for _name, _cls, _settings in (
     ("se", SE, ("reduction",)), ("eca", ECA, ("kernel_size",)), ("gct", GCT, ()), ("ge", GE, ("extent",)),
     ("srm", SRM, ()), ("cbam", CBAM, ("reduction", "kernel_size")), ("encnet", EncNet, ("n_codes",)),
-    ("gsop", GSoP, ("reduction",)), ("fca", FCA, ("reduction", "n_freqs")), ("cat", CAT, ("reduction",)),
+    ("gsop", GSoP, ("reduction",)), ("fca", FCA, ("reduction", "n_freqs")), ("cat", CAT, ("reduction", "kernel_size")),
     ("catlite", CATLite, ("reduction",)),
 ):
     ATTENTION.register(_name, _cls, config_section="eeg_models.nets.basenet", produces=("attention",),

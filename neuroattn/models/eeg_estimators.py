@@ -214,6 +214,10 @@ class TorchEEGClassifier(_EEGBase):
         Adam settings (the paper: lr 1e-3, no weight decay).
     warmup_epochs : int
         Linear warmup epochs before the cosine decay.
+    min_steps : int, optional
+        A floor on the optimizer steps: with few training trials an epoch is a step or two, so
+        ``epochs`` is raised to ``ceil(min_steps / steps per epoch)`` (and ``warmup_epochs`` in
+        proportion) when that is more. ``None``: ``epochs`` as given.
     val_fraction : float, optional
         Hold out this stratified fraction of the *training* trials for early stopping.
     patience : int, optional
@@ -234,8 +238,9 @@ class TorchEEGClassifier(_EEGBase):
     def __init__(self, arch: str = "basenet", attention: str | None = None, sfreq: float | None = None,
                  epochs: int = 60, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0,
                  warmup_epochs: int = 5, val_fraction: float | None = None, patience: int | None = None,
-                 random_state: int = 0, device: str = "auto", module_kwargs: dict | None = None):
-        self.arch, self.attention, self.sfreq = arch, attention, sfreq
+                 random_state: int = 0, device: str = "auto", module_kwargs: dict | None = None,
+                 min_steps: int | None = None):
+        self.arch, self.attention, self.sfreq, self.min_steps = arch, attention, sfreq, min_steps
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.warmup_epochs, self.val_fraction, self.patience = warmup_epochs, val_fraction, patience
         self.random_state, self.device, self.module_kwargs = random_state, device, module_kwargs
@@ -274,6 +279,12 @@ class TorchEEGClassifier(_EEGBase):
         bs = self.batch_size
         if len(tr) % bs == 1 and bs > 2:
             bs -= 1  # never a one-trial last batch (batch norm over a single trial)
+        epochs, warmup = self.epochs, self.warmup_epochs
+        if self.min_steps:
+            per_epoch = -(-len(tr) // bs)
+            epochs = max(epochs, -(-int(self.min_steps) // per_epoch))
+            warmup = int(round(warmup * epochs / self.epochs))
+        self.n_epochs_ = epochs
 
         def acc(pred, target):
             return float(np.mean(pred.argmax(1) == target))
@@ -281,8 +292,8 @@ class TorchEEGClassifier(_EEGBase):
         res = fit_torch(
             self.module_, (arr[tr], y_idx[tr]), loss_fn=F.cross_entropy, val=val,
             val_score=acc if val is not None else None, optimizer="adam", lr=self.lr,
-            weight_decay=self.weight_decay, batch_size=bs, max_epochs=self.epochs,
-            patience=self.patience if val is not None else None, warmup_epochs=self.warmup_epochs,
+            weight_decay=self.weight_decay, batch_size=bs, max_epochs=epochs,
+            patience=self.patience if val is not None else None, warmup_epochs=warmup,
             schedule="cosine", seed=self.random_state, device=resolve_device(self.device), progress=False,
         )
         self.module_ = res.module.cpu().eval()
@@ -311,8 +322,9 @@ def _classic(kind: str):
 def _torch(arch: str, attention: str | None = None):
     def factory(*, random_state: int = 0, sfreq: float | None = None, epochs: int = 60, batch_size: int = 64,
                 lr: float = 1e-3, warmup_epochs: int = 5, val_fraction: float | None = None,
-                patience: int | None = None, device: str = "auto", module_kwargs: dict | None = None):
-        return TorchEEGClassifier(arch=arch, attention=attention, sfreq=sfreq, epochs=epochs,
+                patience: int | None = None, device: str = "auto", module_kwargs: dict | None = None,
+                min_steps: int | None = None):
+        return TorchEEGClassifier(arch=arch, attention=attention, sfreq=sfreq, epochs=epochs, min_steps=min_steps,
                                   batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs,
                                   val_fraction=val_fraction, patience=patience, random_state=random_state,
                                   device=device, module_kwargs=dict((module_kwargs or {}).get(arch) or {}) or None)
@@ -358,8 +370,8 @@ def make_eeg_estimator(name: str, **settings):
     docstring).
 
     ``settings``: ``random_state`` and, for the torch nets, the training settings of
-    :class:`TorchEEGClassifier` (``sfreq``, ``epochs``, ``batch_size``, ``lr``, ``warmup_epochs``,
-    ``val_fraction``, ``patience``, ``device``) and ``module_kwargs``, which maps an architecture
+    :class:`TorchEEGClassifier` (``sfreq``, ``epochs``, ``min_steps``, ``batch_size``, ``lr``,
+    ``warmup_epochs``, ``val_fraction``, ``patience``, ``device``) and ``module_kwargs``, which maps an architecture
     (``basenet``, ``eegnet``, ``shallow``) to its settings (e.g. ``{"basenet": {"reduction": 8}}``).
     The classic pipelines are deterministic and ignore the training settings.
 

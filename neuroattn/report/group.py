@@ -12,6 +12,7 @@ from . import figures
 from .backbone_comparison import backbone_comparison_section
 from .html import fig_to_uri, render_page, table
 from .eeg_maps import group_truth_section
+from .eeg_modules import module_section
 from .incontext_curves import incontext_curves_section
 from .provenance import provenance
 from .summary import page_header, ranked_summary
@@ -154,6 +155,7 @@ def build_group_report(out, leaderboard, config, feature_paths=(), layer_tables=
     rt = routing_truth_section(routing_truth_tables)
     if rt:
         sections.append(rt)
+    sections.extend(s for s in [module_section(lb)] if s)
     truth = group_truth_section(eeg_truth_tables) if eeg_truth_tables else None
     if truth:
         sections.append(truth)

@@ -29,7 +29,7 @@ __all__ = ["eeg_epochs", "eeg_model", "eeg_truth", "read_truth_channels", "resul
 
 log = logging.getLogger("neuroattn.stages.eeg")
 #: Keys of ``eeg_models`` passed to the estimators as they are (when set).
-_FIT_KEYS = ("batch_size", "lr", "warmup_epochs", "val_fraction", "patience")
+_FIT_KEYS = ("batch_size", "lr", "warmup_epochs", "val_fraction", "patience", "min_steps")
 
 
 @register("eeg_epochs")
