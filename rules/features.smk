@@ -22,6 +22,7 @@ rule train_backbone:
         training=config["backbone_training"],
         seed=config["seed"],
         device=config["device"],
+    priority: 10  # the fMRI chain to the backbone is the run's critical path: EEG jobs fill in beside it
     log:
         f"{R}/logs/train_backbone/{{backbone}}.log",
     benchmark:
@@ -51,6 +52,7 @@ rule extract_features:
         features=lambda w: {k: v for k, v in config["features"].items() if k != "backbones"},
         seed=config["seed"],
         device=config["device"],
+    priority: 10  # the fMRI chain to the backbone is the run's critical path: EEG jobs fill in beside it
     log:
         f"{R}/logs/extract_features/{{backbone}}.log",
     benchmark:

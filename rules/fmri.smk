@@ -17,6 +17,7 @@ rule fmri_betas:
         glm=config["fmri"]["glm"],
         keep_other=config["fmri"]["keep_other"],
         seed=config["seed"],
+    priority: 10  # the fMRI chain to the backbone is the run's critical path: EEG jobs fill in beside it
     log:
         f"{R}/logs/fmri_betas/sub-{{subject}}.log",
     benchmark:
@@ -41,6 +42,7 @@ rule image_split:
         split=f"{R}/splits/images.tsv",
     params:
         mode=config["fmri"]["test_images"],
+    priority: 10  # the fMRI chain to the backbone is the run's critical path: EEG jobs fill in beside it
     log:
         f"{R}/logs/image_split.log",
     conda:
