@@ -27,7 +27,7 @@ rule train_backbone:
         f"{R}/logs/train_backbone/{{backbone}}.log",
     benchmark:
         f"{R}/benchmarks/train_backbone/{{backbone}}.tsv"
-    threads: 2
+    threads: 1  # with 2 it waits for both cores (the EEG jobs hold one) and then blocks them; 1 runs beside them
     resources:
         mem_mb=mem_mb(4000),
         runtime=60,
