@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -206,3 +208,43 @@ def check_hdf5_fits_memory(path, weights: dict, what: str, key: str) -> None:
     with f:
         need = sum(float(w) * int(np.prod(f[name].shape)) * 4 for name, w in weights.items() if name in f)
     check_fits_memory(int(need), what, path, key)
+
+
+def _size(n: float) -> str:
+    return _gib(n) if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def available_disk(path) -> int:
+    """Free bytes (for this user) on the file system that ``path`` will be written to: that of
+    its nearest existing folder (the output folder may not exist yet)."""
+    folder = Path(path).absolute()
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    return int(shutil.disk_usage(folder).free)
+
+
+def check_fits_disk(nbytes: int, what: str, path, key: str, available: int | None = None) -> None:
+    """Refuse up front to write ``nbytes`` that do not fit the free disk space at ``path``.
+
+    Parameters
+    ----------
+    nbytes : int
+        Bytes the file will take on disk.
+    what : str
+        What is written (e.g. ``"the feature store of 9000 images"``).
+    path : path
+        The output file (named in the error; its folder's file system is checked).
+    key : str
+        The config key(s) that make it smaller (named in the error).
+    available : int, optional
+        Free bytes (default: :func:`available_disk` of ``path``).
+
+    Raises
+    ------
+    OSError
+        ``errno.ENOSPC``, naming the file, the bytes needed, the bytes free and ``key``.
+    """
+    available = available_disk(path) if available is None else available
+    if nbytes > available:
+        raise OSError(errno.ENOSPC, f"{path}: writing {what} needs {_size(nbytes)} of disk but {_size(available)} "
+                                    f"is free there; change {key}, or write to a disk with more space")

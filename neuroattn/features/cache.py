@@ -12,11 +12,31 @@ import numpy as np
 from .backbones import Backbone
 from .extract import check_layers, iter_features
 from .images import ImageSource
-from .store import FeatureWriter, StreamingPCA
+from ..utils import check_fits_disk
+from .store import FeatureWriter, StreamingPCA, store_nbytes
 
 log = logging.getLogger("neuroattn.features.extract")
 
-__all__ = ["fit_pca", "extract_to_writer", "cache_features"]
+__all__ = ["fit_pca", "extract_to_writer", "cache_features", "layer_shapes"]
+
+#: the settings that shrink a feature cache, named when it does not fit the disk
+DISK_KEYS = "pca (fewer channels per token), dtype (float16 halves float32) or layers (fewer, or earlier ones)"
+
+
+def layer_shapes(backbone: Backbone, images, layers=None) -> tuple[dict, list]:
+    """``({layer: (n_tokens, n_channels)}, cls_layers)`` of ``backbone`` on ``images``, from a
+    forward pass of the first image only (every image is resized to the same size)."""
+    src = ImageSource(images)
+    layers = check_layers(backbone, layers)
+    if len(src) == 0:
+        raise ValueError("no images")
+    first = ImageSource(src[:1]) if src._arr is not None else ImageSource(src._paths[:1])
+    batches = iter_features(backbone, first, layers, batch_size=1)
+    try:
+        _, tok, _, cls = next(batches)
+    finally:
+        batches.close()  # restores the model's train/eval mode now
+    return {k: tuple(int(x) for x in v.shape[1:]) for k, v in tok.items()}, sorted(cls)
 
 
 def fit_pca(backbone: Backbone, images, n_components: int, layers=None, batch_size: int = 64):
@@ -56,7 +76,8 @@ def extract_to_writer(backbone: Backbone, images, writer: FeatureWriter, layers=
 
 
 def cache_features(backbone: Backbone, images, path, *, names=None, layers=None, batch_size: int = 64,
-                   dtype="float16", pca: int | None = None, fit_on=None, attrs: dict | None = None) -> None:
+                   dtype="float16", pca: int | None = None, fit_on=None, attrs: dict | None = None,
+                   output=None, disk_keys: str = DISK_KEYS) -> None:
     """Extract ``layers`` for ``images`` into the HDF5 cache ``path`` (see ``store.py``).
 
     Parameters
@@ -78,6 +99,17 @@ def cache_features(backbone: Backbone, images, path, *, names=None, layers=None,
         Rows of ``images`` the PCA is fitted on (the training images); required with ``pca``.
     attrs : dict, optional
         Extra root attributes.
+    output : str or Path, optional
+        The file named when the cache does not fit the disk (default ``path``; a stage writing
+        through ``atomic_path`` passes its real output).
+    disk_keys : str
+        The settings named when the cache does not fit the disk (a stage names its config keys).
+
+    Raises
+    ------
+    OSError
+        ``ENOSPC`` before anything is extracted when the cache (:func:`store_nbytes`, sized from
+        one image's forward pass) needs more than the free space of ``path``'s file system.
     """
     src = ImageSource(images)
     layers = check_layers(backbone, layers)
@@ -86,6 +118,11 @@ def cache_features(backbone: Backbone, images, path, *, names=None, layers=None,
         raise ValueError(f"{len(names)} names for {len(src)} images")
     if len(set(names)) != len(names):
         raise ValueError(f"image names listed twice: {sorted({n for n in names if names.count(n) > 1})[:5]}")
+    shapes, cls_layers = layer_shapes(backbone, src, layers)
+    need = store_nbytes(len(src), shapes, dtype=dtype, pca=pca, cls=cls_layers)
+    check_fits_disk(need, f"the feature cache of {len(src)} images x layers "
+                          f"{', '.join(f'{k} {t}x{c}' for k, (t, c) in shapes.items())} ({np.dtype(dtype)}"
+                          f"{f', PCA {int(pca)}' if pca else ''})", output or path, disk_keys)
     pcas = {}
     if pca:
         if fit_on is None:

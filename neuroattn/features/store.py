@@ -236,6 +236,50 @@ class FeatureStore:
                 yield self.images[r], ds[r].astype(dtype, copy=False)
 
 
+#: HDF5 bookkeeping per image per layer (chunk index entries of the one-image token chunks: about
+#: 60 B measured, doubled for half-full index nodes),
+#: per image name (variable-length string heap) and per file, an upper bound measured on
+#: stores written by :class:`FeatureWriter`
+_CHUNK_OVERHEAD, _NAME_OVERHEAD, _FILE_OVERHEAD = 128, 64, 1 << 20
+
+
+def store_nbytes(n_images: int, layers: dict, dtype="float16", pca: int | None = None, cls=()) -> int:
+    """Bytes a feature cache of ``n_images`` takes on disk, before anything is extracted.
+
+    Per layer: tokens ``n_images x n_tokens x C' x itemsize(dtype)``, pooled (and, for ``cls``
+    layers, CLS) ``n_images x C' x 4``, where ``C' = pca`` for layers with more than ``pca``
+    channels (PCA components ``pca x C`` and mean stored too) and ``C' = C`` otherwise; plus
+    HDF5's chunk index and the image names.
+
+    Parameters
+    ----------
+    n_images : int
+    layers : dict
+        ``{layer: (n_tokens, n_channels)}``, channels as the backbone gives them (before PCA).
+    dtype : {"float16", "float32"}
+        Storage type of the tokens.
+    pca : int, optional
+        Components kept per layer (``features.pca``); None or 0 keeps every channel.
+    cls : iterable of str
+        Layers that also store a CLS token (transformer layers).
+
+    Returns
+    -------
+    int
+    """
+    item = np.dtype(dtype).itemsize
+    n = int(n_images)
+    cls = set(cls)
+    total = _FILE_OVERHEAD + n * _NAME_OVERHEAD
+    for layer, (t, c) in layers.items():
+        t, c = int(t), int(c)
+        k = int(pca) if pca and c > int(pca) else c
+        total += n * t * k * item + n * k * 4 * (2 if layer in cls else 1) + n * _CHUNK_OVERHEAD
+        if k != c:
+            total += (k * c + c) * 4
+    return int(total)
+
+
 class StreamingPCA:
     """Exact PCA fitted from batches of rows (streamed covariance), for channel reduction.
 

@@ -20,7 +20,7 @@ __all__ = ["DEFAULT_ALPHAS", "ridge_cv", "ridge_loo"]
 DEFAULT_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 
 
-def ridge_cv(X, Y, alphas=DEFAULT_ALPHAS, cv=5, dual: bool | None = None):
+def ridge_cv(X, Y, alphas=DEFAULT_ALPHAS, cv=5, dual: bool | None = None, precomputed: bool = False):
     """Fit himalaya's cross-validated ridge of ``Y`` on ``X`` (intercept fitted).
 
     Parameters
@@ -33,6 +33,10 @@ def ridge_cv(X, Y, alphas=DEFAULT_ALPHAS, cv=5, dual: bool | None = None):
         K-fold splits (or a scikit-learn splitter) for the alpha search.
     dual : bool, optional
         Solve the linear-kernel form; default: when ``p > n``.
+    precomputed : bool
+        ``X`` is the (n, n) linear kernel ``D D^T`` of the design (accumulated in blocks by a
+        caller that never holds ``D``); implies ``dual``. The model then predicts from the
+        (n_test, n) kernel of the test rows against the training rows.
 
     Returns
     -------
@@ -42,6 +46,8 @@ def ridge_cv(X, Y, alphas=DEFAULT_ALPHAS, cv=5, dual: bool | None = None):
     from himalaya.ridge import RidgeCV
 
     alphas = np.asarray(alphas, dtype=np.float64)
+    if precomputed:
+        return KernelRidgeCV(alphas=alphas, kernel="precomputed", cv=cv, fit_intercept=True).fit(X, Y)
     if dual is None:
         dual = X.shape[1] > X.shape[0]
     if dual:

@@ -181,6 +181,12 @@ def extract_features(features_h5: str, split: str, stimuli_dir: str, backbone: s
         The trained state dict when ``backbone.weights`` is ``train`` (the train_backbone output).
     dataset, stimuli : optional
         Rule inputs for the dependency only (not read).
+
+    Raises
+    ------
+    OSError
+        Before extraction, when the cache does not fit the free disk space of its folder (the
+        error names ``features_h5``, the size needed and free, and the keys that shrink it).
     """
     from ..data.splits import read_split
     from ..features.backbones import load_backbone
@@ -206,7 +212,9 @@ def extract_features(features_h5: str, split: str, stimuli_dir: str, backbone: s
         cache_features(bb, list(table["path"]), tmp, names=list(table["stim_file"]), layers=cfg["layers"],
                        batch_size=feat["batch_size"], dtype=feat["dtype"], pca=feat["pca"],
                        fit_on=table["stim_file"].isin(train).to_numpy(),
-                       attrs={"backbone": backbone, "arch": cfg["arch"]})
+                       attrs={"backbone": backbone, "arch": cfg["arch"]}, output=features_h5,
+                       disk_keys=f"features.pca (fewer channels per token), features.dtype (float16 halves "
+                                 f"float32) or features.backbones.{backbone}.layers (fewer, or earlier ones)")
     log.info("%d images, layers %s, weights %s -> %s", len(table), cfg["layers"], bb.weights, features_h5)
 
 
