@@ -52,7 +52,7 @@ def backbone_layers(name: str, entry: dict, problems: list) -> list[str]:
     """The layers the feature store will hold for one ``features.backbones`` entry (its ``layers``);
     a layer the architecture lacks is a problem (checked against the architecture's default
     layers, else a randomly initialised network)."""
-    from .features.backbones import DEFAULT_LAYERS
+    from .features.planning import DEFAULT_LAYERS
 
     arch = str(entry.get("arch", name))
     layers = [str(x) for x in entry.get("layers") or []]
@@ -280,7 +280,7 @@ def backbone_objective(config: dict, stimuli_tsv=None) -> tuple[str, str]:
 
     import pandas as pd
 
-    from .features.training import choose_objective
+    from .features.planning import choose_objective
 
     objective = (config.get("backbone_training") or {}).get("objective", "auto")
     if stimuli_tsv is None:

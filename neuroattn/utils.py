@@ -58,7 +58,7 @@ _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BL
 def set_threads(n: int | None) -> None:
     """Limit this process to ``n`` compute threads (a rule's ``threads``); None leaves the defaults.
 
-    Sets torch's intra-op threads and, through threadpoolctl, every BLAS (NumPy's and SciPy's
+    Sets torch's intra-op threads (``OMP_NUM_THREADS`` for a torch imported later) and, through threadpoolctl, every BLAS (NumPy's and SciPy's
     OpenBLAS, MKL) and OpenMP pool already loaded; the environment variables cover libraries
     loaded later and child processes. Snakemake sets these variables for ``shell:`` rules only,
     so without this a ``threads: 1`` ``script:`` job ran one BLAS/OpenMP thread per core, and two
@@ -69,9 +69,12 @@ def set_threads(n: int | None) -> None:
     n = int(n)
     for var in _THREAD_ENV:
         os.environ[var] = str(n)
-    import torch
+    import sys
 
-    torch.set_num_threads(n)
+    # torch reads OMP_NUM_THREADS when it is first imported: only a torch already loaded needs
+    # telling, and stages that never use torch do not pay its ~2 s import here
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn

@@ -112,6 +112,18 @@ def test_set_threads_limits_blas_and_openmp():
                 os.environ[k] = v
 
 
+def test_set_threads_binds_a_torch_imported_later_without_importing_it():
+    """Stages that never use torch must not pay its import; one imported after still gets 1 thread."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from neuroattn.utils import set_threads; set_threads(1); "
+            "print('torch' in sys.modules); import torch; print(torch.get_num_threads())")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["False", "1"]
+
+
 def test_pooled_ridge_from_a_store_view_equals_in_memory(store):
     st, names, Y = store
     tr, te = names[:32], names[32:]

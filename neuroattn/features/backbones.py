@@ -43,6 +43,7 @@ from torch.nn import functional as F
 from ..registry import Registry
 from .crossvit import PRESETS as CROSSVIT_PRESETS
 from .crossvit import build_crossvit
+from .planning import _CROSSVIT_LAYERS, DEFAULT_LAYERS  # noqa: F401  (torch-free: the Snakefile's config checks read them)
 from .smallcnn import SmallCNN
 from .weights import _num_classes_from, check_state_dict, read_state_dict  # noqa: F401  (public)
 
@@ -51,21 +52,6 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-#: Layers read when none are given, per architecture.
-_CROSSVIT_LAYERS = [f"blocks.{i}.{t}" for i in range(3) for t in ("small", "large", "fused")] + ["pooled"]
-DEFAULT_LAYERS = {
-    "crossvit_tiny": list(_CROSSVIT_LAYERS),
-    "crossvit_18": list(_CROSSVIT_LAYERS),
-    "smallcnn": ["layer1", "layer2", "layer3", "layer4"],
-    "resnet18": ["layer1", "layer2", "layer3", "layer4"],
-    "resnet34": ["layer1", "layer2", "layer3", "layer4"],
-    "resnet50": ["layer1", "layer2", "layer3", "layer4"],
-    "resnet101": ["layer1", "layer2", "layer3", "layer4"],
-    "alexnet": ["features.2", "features.5", "features.7", "features.9", "features.12"],
-    "vit_b_16": [f"encoder.layers.encoder_layer_{i}" for i in (3, 7, 11)],
-    "vit_b_32": [f"encoder.layers.encoder_layer_{i}" for i in (3, 7, 11)],
-    "vit_l_16": [f"encoder.layers.encoder_layer_{i}" for i in (7, 15, 23)],
-}
 
 class Backbone:
     """A vision network with its preprocessing and readable layers.

@@ -60,6 +60,7 @@ from ..loop import lr_factor, make_optimizer, train_loop
 from ..utils import resolve_device
 from .backbones import Backbone
 from .images import ImageSource
+from .planning import OBJECTIVES, choose_objective  # noqa: F401  (public; torch-free for the Snakefile)
 from .weights import save_weights  # noqa: F401  (public import)
 
 log = logging.getLogger(__name__)
@@ -97,44 +98,8 @@ class TrainingResult:
     objective: str = "category"
 
 
-#: Training objectives (``backbone_training.objective``; ``auto`` is resolved by :func:`choose_objective`).
-OBJECTIVES = ("category", "rotation")
 #: Classes of the ``rotation`` objective: quarter turns in degrees (counter-clockwise), output order.
 QUARTER_TURNS = ("0", "90", "180", "270")
-
-
-def choose_objective(objective: str, categories=None) -> tuple[str, str]:
-    """The training objective for ``objective`` (``auto``, ``category`` or ``rotation``) given the
-    stimuli's category labels, and why.
-
-    Parameters
-    ----------
-    objective : {"auto", "category", "rotation"}
-    categories : sequence or None
-        The ``category`` column of the stimulus table, None when it has none.
-
-    Returns
-    -------
-    (str, str)
-        ``category`` or ``rotation``, and the reason in words (for the log and the training table).
-
-    Raises
-    ------
-    ValueError
-        ``category`` without at least two distinct categories, or an unknown ``objective``.
-    """
-    cats = [] if categories is None else sorted({str(c) for c in categories if c == c and str(c) not in ("", "n/a")})
-    if objective not in ("auto", *OBJECTIVES):
-        raise ValueError(f"backbone_training.objective must be one of auto, {', '.join(OBJECTIVES)}, got {objective!r}")
-    if objective == "rotation":  # as configured, or as rules/common.smk resolved auto before the run
-        return "rotation", "backbone_training.objective rotation"
-    if len(cats) >= 2:
-        return "category", (f"{len(cats)} stimulus categories" + (" (set in the config)" if objective == "category" else ""))
-    what = "no 'category' column" if categories is None else f"{len(cats)} distinct category value(s)"
-    if objective == "category":
-        raise ValueError(f"backbone_training.objective 'category' needs at least 2 stimulus categories; "
-                         f"the stimuli have {what} (use auto or rotation for label-free training)")
-    return "rotation", f"the stimuli have {what}: label-free rotation prediction"
 
 
 def quarter_turn(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

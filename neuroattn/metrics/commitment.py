@@ -22,7 +22,6 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 
 from .ceiling import ceiled_explained_variance, noise_normalized_r2, subject_noise_ceiling  # noqa: F401 (re-export)
 from .predictivity import fit_predict, linear_predictivity
@@ -62,6 +61,8 @@ def reduce_features(X_public, X_heldout, n_components: int | None, random_state:
     """PCA fitted on the public rows only (``None``: no reduction). Returns both, transformed."""
     if n_components is None or n_components >= min(X_public.shape):
         return X_public, X_heldout
+    from sklearn.decomposition import PCA  # here: sklearn.decomposition alone takes ~1 s to import
+
     pca = PCA(n_components=n_components, svd_solver="randomized" if n_components < 0.5 * min(X_public.shape)
               else "full", random_state=random_state)
     return pca.fit_transform(X_public), pca.transform(X_heldout)

@@ -33,6 +33,15 @@ def git_commit(repo: str | Path = REPO) -> str:
 
 def device_used(device: str = "auto") -> str:
     """The device ``device`` resolves to on this machine, with its name (``cuda: NVIDIA H200``)."""
+    import os
+    import sys
+
+    if device == "cpu":
+        return "cpu"
+    # no GPU driver on this machine: "auto" is the CPU, and the page need not import torch (~2 s)
+    if device == "auto" and "torch" not in sys.modules and not any(
+            os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")):
+        return "cpu (config device: auto, resolved on the machine that built this page)"
     try:
         import torch
 

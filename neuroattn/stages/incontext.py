@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import torch
 
-from ..models import metatrain as mt
-from ..models.incontext import EmbeddingSpace
 from . import register
+
+# torch and the in-context models are imported inside the functions: the workflow's other stages
+# load this module (every stage registers on import) and should not pay torch's ~2 s import.
 
 log = logging.getLogger("neuroattn")
 
@@ -17,6 +17,9 @@ log = logging.getLogger("neuroattn")
 # ----------------------------------------------------------------------------- checkpoints
 def save_prior(path, enc, dec, emb: EmbeddingSpace, cfg: dict, meta: dict | None = None) -> None:
     """Save both networks, the embedding space and the config (torch tensors and plain types only)."""
+    import torch
+
+    from ..models import metatrain as mt
     from ..utils import atomic_path
 
     state = {"encoder": enc.state_dict(), "decoder": dec.state_dict(), "embedding": emb.state_dict(),
@@ -27,6 +30,11 @@ def save_prior(path, enc, dec, emb: EmbeddingSpace, cfg: dict, meta: dict | None
 
 def load_prior(path):
     """Load a prior saved by :func:`save_prior`: ``(enc, dec, emb, cfg, meta)``."""
+    import torch
+
+    from ..models import metatrain as mt
+    from ..models.incontext import EmbeddingSpace
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - name the file whatever went wrong
@@ -44,6 +52,8 @@ def subject_data(betas, embed: dict, train_images, test_images, noise_ceiling=No
     ``embed`` maps image name -> embedding. Raises naming the subject when it saw none of the test
     (shared) images or no training image.
     """
+    from ..models import metatrain as mt
+
     seen = set(betas.images)
     tr = np.array([im for im in np.asarray(train_images).astype(str) if im in seen])
     te = np.array([im for im in np.asarray(test_images).astype(str) if im in seen])
@@ -65,6 +75,7 @@ def subject_data(betas, embed: dict, train_images, test_images, noise_ceiling=No
 def _embedding_lookup(features_path, layer, train_images, test_images, embed_dim, emb=None):
     """Embed every split image (the space fitted on the training images unless given); name -> embedding."""
     from ..features import FeatureStore
+    from ..models.incontext import EmbeddingSpace
 
     store = FeatureStore(features_path)
     images = np.concatenate([np.asarray(train_images).astype(str), np.asarray(test_images).astype(str)])
@@ -80,6 +91,7 @@ def _embedding_lookup(features_path, layer, train_images, test_images, embed_dim
 def run_prior(features_path, split_path, out_path, cfg: dict, layer: str, seed: int = 0, device: str = "cpu"):
     """Rule ``incontext_prior``: phase-1 meta-training on synthetic voxels over the training images."""
     from ..data.splits import read_split
+    from ..models import metatrain as mt
 
     cfg = mt.resolve_config(cfg)
     train, test = read_split(split_path)
@@ -193,6 +205,7 @@ def run_loso(prior_path, features_path, split_path, betas_paths, held_out: str, 
     from ..data.splits import read_split
     from ..leaderboard import write_scores
     from ..metrics.commitment import subject_noise_ceiling
+    from ..models import metatrain as mt
 
     enc, dec, emb, prior_cfg, meta = load_prior(prior_path)
     cfg = mt.resolve_config({**prior_cfg, **(cfg or {})})
