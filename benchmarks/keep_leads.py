@@ -63,9 +63,9 @@ def check_routing(threads: int, small: bool) -> bool:
 
 
 def _snakemake(args, smk, configfiles):
-    cmd = [smk, "--profile", "profiles/local", *args]
-    if configfiles:
-        cmd += ["--configfile", *configfiles]
+    # as `make run` calls it: without --configfile config/config.yaml the report rules' params
+    # (the config files used) differ and Snakemake plans them again
+    cmd = [smk, "--profile", "profiles/local", *args, "--configfile", "config/config.yaml", *configfiles]
     t = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     return time.perf_counter() - t, out
