@@ -109,3 +109,44 @@ def test_stage_command_lists_and_refuses(capsys):
     assert "unknown stage 'no_such_rule'" in capsys.readouterr().err
     assert main(["stage", "image_split", "betas=[]"]) == 2  # missing arguments are named
     assert "missing argument(s)" in capsys.readouterr().err
+
+
+def test_stage_index_matches_the_registry():
+    """The source index that finds a stage without importing the others names exactly the stages
+    the modules register, each under its own module."""
+    from neuroattn.stages import STAGES, _load_all, stage_index
+
+    _load_all()
+    assert {n: m.split(":")[0] for n, m in STAGES.items()} == stage_index()
+
+
+def _fresh(code: str) -> str:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=PKG.parent, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_a_job_imports_only_its_own_stage_module():
+    """A workflow job looks its stage up without importing the other rule families: finding
+    ``leaderboard`` must not bring in the EEG, encoder or in-context modules (nor torch)."""
+    out = _fresh("import sys\nfrom neuroattn.stages import get_stage\nget_stage('leaderboard')\n"
+                 "print(sorted(m for m in sys.modules if m.startswith('neuroattn.stages.')))\n"
+                 "print('torch' in sys.modules)")
+    mods, torch_loaded = out.split("\n")[:2]
+    assert mods == "['neuroattn.stages.scoring']"
+    assert torch_loaded == "False"
+
+
+def test_stage_modules_do_not_import_torch_at_module_level():
+    """torch costs each job ~2 s to import: stage modules import it inside the stages that train
+    or run a network, so the jobs that only read tables and write reports never pay it."""
+    from neuroattn.stages import _MODULES
+
+    out = _fresh("import sys\n"
+                 + "".join(f"import neuroattn.stages.{m}\n" for m in _MODULES)
+                 + "print('torch' in sys.modules)")
+    assert out.strip() == "False"

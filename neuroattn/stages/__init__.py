@@ -11,9 +11,12 @@ its feature store) take and return arrays and never import ``data`` or ``stages`
 """
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
 import inspect
 import logging
+from pathlib import Path
 from typing import Callable
 
 __all__ = ["STAGES", "get_stage", "from_snakemake", "run_stage"]
@@ -42,11 +45,39 @@ def _load_all() -> None:
                 raise
 
 
+@functools.lru_cache(maxsize=None)
+def stage_index() -> dict[str, str]:
+    """Stage name -> the module that registers it, read from the ``@register("...")`` lines of
+    the stage modules' source without importing them.
+
+    A workflow job needs one stage; importing every rule family to find it cost each job the
+    imports of all the others (torch, h5py, MNE) before its own work started.
+    """
+    index: dict[str, str] = {}
+    here = Path(__file__).parent
+    for mod in _MODULES:
+        path = here / f"{mod}.py"
+        if not path.exists():  # a stage module not written yet
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for dec in node.decorator_list:
+                if (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Name) and dec.func.id == "register"
+                        and dec.args and isinstance(dec.args[0], ast.Constant)):
+                    index[dec.args[0].value] = f"{__name__}.{mod}"
+    return index
+
+
 def get_stage(name: str) -> Callable:
-    """The stage function of rule ``name``; an unknown name lists the known ones."""
-    _load_all()
-    if name not in STAGES:
-        raise KeyError(f"unknown stage {name!r} (known: {', '.join(sorted(STAGES))})")
+    """The stage function of rule ``name``; an unknown name lists the known ones.
+
+    Only the module that registers ``name`` is imported (:func:`stage_index`).
+    """
+    index = stage_index()
+    if name not in index:
+        raise KeyError(f"unknown stage {name!r} (known: {', '.join(sorted(index))})")
+    importlib.import_module(index[name])
     mod, func = STAGES[name].split(":")
     return getattr(importlib.import_module(mod), func)
 
