@@ -150,3 +150,23 @@ def test_stage_modules_do_not_import_torch_at_module_level():
                  + "".join(f"import neuroattn.stages.{m}\n" for m in _MODULES)
                  + "print('torch' in sys.modules)")
     assert out.strip() == "False"
+
+
+def test_a_ridge_encoder_job_does_not_import_torch():
+    """The ridge baselines (half the encode jobs) fit and predict without torch: importing it cost
+    each such job ~2.5 s, more than its fit."""
+    code = """
+import sys
+import numpy as np
+from neuroattn.models.encoding import EncodingData, fit_encoder
+rng = np.random.default_rng(0)
+X = rng.normal(size=(40, 4, 3)).astype(np.float32)
+Y = X.mean(1) @ rng.normal(size=(3, 6)) + 0.1 * rng.normal(size=(40, 6))
+d = EncodingData('01', X[:30], X[30:], Y[:30], Y[30:], np.arange(30), np.arange(30, 40), np.ones(10),
+                 np.array(['V1'] * 3 + ['V4'] * 3), np.array(['L'] * 6), np.ones(6), (2, 2))
+for model in ('ridge_pooled', 'ridge_grid'):
+    out = fit_encoder(d, model, {'alphas': [1.0, 10.0], 'cv': 3})
+    assert out['predictions'].shape == (10, 6), out['predictions'].shape
+print('torch' in sys.modules)
+"""
+    assert _fresh(code).strip() == "False"

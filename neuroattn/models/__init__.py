@@ -6,7 +6,7 @@ Imported lazily so that ``import neuroattn.models`` stays cheap.
 """
 _LAZY = {
     "RoutingEncoder": "routing",
-    "SpatialFeatureEncoder": "baselines",
+    "SpatialFeatureEncoder": "spatial_feature",
     "RidgeEncoder": "baselines",
     "ENCODERS": "encoders",
     "InContextEncoder": "incontext",

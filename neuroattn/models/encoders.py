@@ -71,7 +71,7 @@ ENCODERS.register("routing", _Lazy(".routing:RoutingEncoder"), config_section="e
                   produces=("maps", "voxel_maps"), trained=True, maps=_attention_maps)
 ENCODERS.register("ridge_pooled", _ridge("pooled"), config_section="encode.ridge", trained=False)
 ENCODERS.register("ridge_grid", _ridge("grid"), config_section="encode.ridge", trained=False)
-ENCODERS.register("spatial_feature", _Lazy(".baselines:SpatialFeatureEncoder"),
+ENCODERS.register("spatial_feature", _Lazy(".spatial_feature:SpatialFeatureEncoder"),
                   config_section="encode.spatial_feature", produces=("maps",), trained=True, maps=_spatial_maps)
 
 

@@ -57,7 +57,6 @@ def fit_encoder(data: EncodingData, model: str, params: dict | None = None, *, s
         for the HDF5 group; None otherwise). Scores: :func:`neuroattn.stages.encode.run_encoding`.
     """
     from .encoders import ENCODERS
-    from .routing import summarize_attention
 
     est = make_model(model, params, seed=seed, device=device)
     log.info("sub-%s %s: fitting on %d images, %d voxels, tokens %s", data.subject, model,
@@ -68,6 +67,8 @@ def fit_encoder(data: EncodingData, model: str, params: dict | None = None, *, s
     maps = entry.meta["maps"](est, data.X_test, data.test_images, n_examples,
                               voxel_maps if "voxel_maps" in entry.produces else 0) if "maps" in entry.produces else None
     if maps is not None:
+        from .routing import summarize_attention  # torch: imported only by the models with maps
+
         maps["summary"] = summarize_attention(maps["mean"], maps["rois"])
     return {"estimator": est, "predictions": pred, "maps": maps}
 

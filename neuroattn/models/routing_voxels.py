@@ -1,11 +1,18 @@
-"""Voxel and token helpers of the torch voxel encoders: which voxels to model, their query groups
-(ROI x hemisphere, or one per voxel), token arrays and their grid, a mean Pearson score."""
+"""Voxel and token helpers of the voxel encoders: which voxels to model, their query groups
+(ROI x hemisphere, or one per voxel), token arrays and their grid, a mean Pearson score.
+
+NumPy only: the ridge baselines use them too, and a ridge job should not import torch."""
 from __future__ import annotations
 
 import math
 import warnings
 
 import numpy as np
+
+
+def _is_lazy(X) -> bool:
+    """A feature-store view (rows read on demand through ``take``), not an in-memory array."""
+    return not isinstance(X, np.ndarray) and callable(getattr(X, "take", None)) and hasattr(X, "shape")
 
 
 def clean_voxels(Y: np.ndarray) -> np.ndarray:

@@ -19,15 +19,11 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..utils import atomic_path, derive_seed, resolve_device, seed_everything
-from .routing_voxels import _as_tokens, clean_voxels, mean_pearson, voxel_groups
+from .routing_voxels import _as_tokens, _is_lazy, clean_voxels, mean_pearson, voxel_groups
 
 log = logging.getLogger("neuroattn.models.routing")
 
 _BLOCK = 256  # images per read when streaming channel statistics
-
-
-def _is_lazy(X) -> bool:
-    return not isinstance(X, np.ndarray) and callable(getattr(X, "take", None)) and hasattr(X, "shape")
 
 
 def _stream_mean_std(X, block: int = _BLOCK):
