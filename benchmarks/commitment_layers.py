@@ -149,6 +149,8 @@ def main(argv=None):
           f"{sc['n_components']} components, {sc['n_splits']} splits, pool_grid {sc['pool_grid']}, PCA {sc['pca']}; "
           f"{a.threads} thread(s), load average {os.getloadavg()[0]:.1f}", flush=True)
 
+    if a.workdir:
+        os.makedirs(a.workdir, exist_ok=True)  # a new folder is fine; the store goes in a temporary one in it
     with tempfile.TemporaryDirectory(dir=a.workdir) as tmp:
         path = Path(tmp) / "features.h5"
         t = time.perf_counter()

@@ -190,3 +190,33 @@ def test_rule_names_fit_their_stage(smk, rule):
     inspect.signature(get_stage(rule)).bind(**dict.fromkeys(names, "x"))
     script = open(f"{ROOT}/rules/scripts/{rule}.py").read()
     assert f'from_snakemake(snakemake, "{rule}")' in script and len(script.splitlines()) <= 4
+
+
+@pytest.mark.parametrize("regression", ["pls", "ridge", "linear"])
+def test_more_features_than_images_are_projected_on_the_public_span_without_changing_scores(regression):
+    """PCA at or above the public rank keeps every component: more features than images become
+    coordinates in the public rows' span, and cross-validated and held-out scores stay those of
+    the raw features (the regressions only see inner products of centred rows)."""
+    from neuroattn.metrics import linear_predictivity, reduce_features
+    from neuroattn.metrics.predictivity import fit_predict
+
+    rng = np.random.default_rng(0)
+    n_pub, n_held, p = 60, 20, 700
+    X = rng.normal(size=(n_pub + n_held, p)) + 3.0  # off-centre: the projection must centre first
+    Y = X[:, :40] @ rng.normal(size=(40, 12)) + rng.normal(size=(len(X), 12))
+    Xp, Xh, Yp = X[:n_pub], X[n_pub:], Y[:n_pub]
+    Rp, Rh = reduce_features(Xp, Xh, 256)
+    assert Rp.shape == (n_pub, n_pub - 1) and Rh.shape == (n_held, n_pub - 1)  # centred rank n - 1
+    kw = dict(regression=regression, n_splits=5, n_components=10)
+    raw = linear_predictivity(Xp, Yp, **kw)
+    red = linear_predictivity(Rp, Yp, **kw)
+    np.testing.assert_allclose(red.raw, raw.raw, atol=1e-8)
+    held_raw = fit_predict(Xp, Yp, Xh, regression=regression, n_components=10)
+    held_red = fit_predict(Rp, Yp, Rh, regression=regression, n_components=10)
+    np.testing.assert_allclose(held_red, held_raw, atol=1e-8 * np.abs(held_raw).max())
+    # the comparison can fail: dropping the smaller half of the components changes the scores
+    cut = linear_predictivity(Rp[:, : (n_pub - 1) // 2], Yp, **kw)
+    assert np.abs(cut.raw - raw.raw).max() > 1e-3
+    # fewer features than images and a PCA that cannot reduce: the features come back unchanged
+    out_p, out_h = reduce_features(X[:n_pub, :30], X[n_pub:, :30], 256)
+    assert np.array_equal(out_p, X[:n_pub, :30]) and np.array_equal(out_h, X[n_pub:, :30])
