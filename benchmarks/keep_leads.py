@@ -19,13 +19,14 @@ Run from the repository root, on an idle machine (timings under load are not evi
    goal (meaningful for a run from an empty ``results_dir`` on an idle machine); also the summed job seconds and the five
    longest jobs from the rules' benchmark files (``<results_dir>/benchmarks/**/*.tsv``).
 
-Expected output on 2 idle cores (one line per check, then a summary)::
+Output (one line per check, then a summary; measured figures and the date they were taken:
+benchmarks/README.md)::
 
-    routing threads=1: float32 speedup=2.20 memory_ratio=0.79 ... PASS (>= 2.0, <= 1.0)
-    routing threads=2: float32 speedup=... PASS
-    noop: dry run 6.1 s, rerun 9.8 s (nothing to do) PASS (<= 20 s)
-    wall: complete run 2026-12-02T...: 9.6 min (N jobs) PASS (<= 10 min); job seconds ...
-    keep_leads: 4 of 4 checks pass
+    routing threads=1: float32: speedup=... memory_ratio=... PASS|FAIL (>= 2.0, <= 1.0)
+    routing threads=2: float32: speedup=... memory_ratio=... PASS|FAIL (>= 2.0, <= 1.0)
+    noop: dry run ... s, rerun ... s (nothing to do) PASS|FAIL (<= 20 s)
+    wall: complete run <log>: ... min (N jobs) PASS|FAIL (<= 10 min); job seconds ...
+    keep_leads: K of 4 checks pass
 
 Exit status 1 when a check fails. ``--snakemake`` names the snakemake executable (default: the
 one next to this Python), extra ``--configfile`` files are passed to Snakemake as given.
