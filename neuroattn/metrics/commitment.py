@@ -76,10 +76,11 @@ def reduce_features(X_public, X_heldout, n_components: int | None, random_state:
         if p <= n:
             return X_public, X_heldout
         mean = X_public.mean(axis=0, dtype=np.float64)
-        _, s, vt = np.linalg.svd(X_public - mean, full_matrices=False)
+        centred = X_public - mean
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
         tol = s[0] * max(n, p) * np.finfo(np.float64).eps if s.size else 0.0
         basis = vt[s > tol].T  # (p, rank): centred public rows have rank <= n - 1
-        return (X_public - mean) @ basis, (X_heldout - mean) @ basis
+        return centred @ basis, (X_heldout - mean) @ basis
     from sklearn.decomposition import PCA  # here: sklearn.decomposition alone takes ~1 s to import
 
     pca = PCA(n_components=n_components, svd_solver="randomized" if n_components < 0.5 * min(X_public.shape)

@@ -77,9 +77,8 @@ def get_stage(name: str) -> Callable:
     index = stage_index()
     if name not in index:
         raise KeyError(f"unknown stage {name!r} (known: {', '.join(sorted(index))})")
-    importlib.import_module(index[name])
-    mod, func = STAGES[name].split(":")
-    return getattr(importlib.import_module(mod), func)
+    module = importlib.import_module(index[name])  # registers its stages
+    return getattr(module, STAGES[name].split(":")[1])
 
 
 def _named(items) -> dict:
