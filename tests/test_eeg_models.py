@@ -3,6 +3,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.base import clone
 
 from neuroattn.data.eeg import EEGData
@@ -127,6 +128,26 @@ def test_fast_block_equals_layer_order(kernel, depth):
         torch.testing.assert_close(fast.bn.state_dict()[key], ref.bn.state_dict()[key], rtol=1e-4, atol=1e-6)
     fast.eval(), ref.eval()
     torch.testing.assert_close(fast(x), ref(x), rtol=1e-4, atol=1e-5)
+
+
+def test_elu_equals_torch_elu_values_and_gradients():
+    from neuroattn.models.eeg_blocks import elu
+
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(4000) * 3, torch.tensor([0.0, -0.0, -1e-30, 1e-30, -80.0, 50.0])])
+    torch.testing.assert_close(elu(x), F.elu(x), rtol=0, atol=2e-7)
+    x64 = x.double().requires_grad_()
+    g = torch.randn_like(x64)
+    (ours,) = torch.autograd.grad((elu(x64) * g).sum(), x64)
+    (ref,) = torch.autograd.grad((F.elu(x64) * g).sum(), x64)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(elu(x64.detach()), F.elu(x64.detach()), rtol=0, atol=1e-15)
+    assert torch.autograd.gradcheck(elu, (torch.randn(30, dtype=torch.float64, requires_grad=True),))
+    # the saved exp is not differentiated again: a second-order use must fail loudly, not silently
+    y = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    (gy,) = torch.autograd.grad(elu(y).sum(), y, create_graph=True)
+    with pytest.raises(RuntimeError):
+        gy.sum().backward()
 
 
 def test_shallow_composed_kernel_equals_layers():

@@ -17,11 +17,10 @@ Architecture (BCI IV 2a defaults: 22 channels, 4 classes, 1000 samples at 250 Hz
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .eeg_attention import attention_settings, make_attention
-from .eeg_blocks import TemporalSpatialBlock
+from .eeg_blocks import TemporalSpatialBlock, elu
 
 __all__ = ["BaseNet", "min_n_times", "REFERENCE_SFREQ"]
 
@@ -117,9 +116,9 @@ class BaseNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature maps (B, n_filters2, 1, T1) after the attention module."""
         x = self._check(x)
-        x = self.drop1(self.pool1(F.elu(self.bn1(self.block1(x)))))
-        x = F.elu(self.bn2(self.conv2(x)))
-        x = F.elu(self.bn3(self.pointwise(self.depthwise(x))))
+        x = self.drop1(self.pool1(elu(self.bn1(self.block1(x)))))
+        x = elu(self.bn2(self.conv2(x)))
+        x = elu(self.bn3(self.pointwise(self.depthwise(x))))
         return self.attention(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

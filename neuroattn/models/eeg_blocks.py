@@ -11,8 +11,35 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
-__all__ = ["TemporalSpatialBlock"]
+__all__ = ["TemporalSpatialBlock", "elu"]
+
+
+class _ELU(torch.autograd.Function):
+    """ELU (alpha 1) as ``exp(min(x, 0)) - 1 + max(x, 0)``; its gradient is ``exp(min(x, 0))``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        e = torch.exp(torch.clamp(x, max=0.0))
+        ctx.save_for_backward(e)
+        return (e - 1.0).add_(torch.clamp(x, min=0.0))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        (e,) = ctx.saved_tensors
+        return grad * e
+
+
+def elu(x: torch.Tensor) -> torch.Tensor:
+    """ELU with alpha 1, equal to ``F.elu`` within 1e-7 absolute (exp(x) - 1 instead of expm1).
+
+    Torch's CPU ``expm1`` is not vectorised (~10 ns per element whatever the value), so ``F.elu``
+    on BaseNet's first feature map (32 x 40 x 500) took 7 ms forward + backward of a ~49 ms step;
+    this costs 1.7 ms.
+    """
+    return _ELU.apply(x)
 
 
 def _same_pad(k: int) -> tuple[int, int]:
@@ -121,7 +148,10 @@ class TemporalSpatialBlock(nn.Module):
         # spatial mix first: (B, F*D, T), then each mixed series through its filter's temporal kernel
         mixed = torch.einsum("fdc,bct->bfdt", s, x).reshape(b, f * d, t)
         kernel = w.repeat_interleave(d, 0).unsqueeze(1)  # (F*D, 1, k)
-        y = F.conv1d(F.pad(mixed, _same_pad(k)), kernel, groups=f * d)
+        # as a channels-last 2-D conv: oneDNN's depthwise kernels vectorise over the filters there
+        # (forward + backward 14 -> 8 ms at 32 x 40 x 500, k = 13), same values to float rounding
+        xp = F.pad(mixed, _same_pad(k)).unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        y = F.conv2d(xp, kernel.unsqueeze(2), groups=f * d).squeeze(2)
         scale = gain.repeat_interleave(d)
         offset = (shift.unsqueeze(1) * s.sum(2)).reshape(f * d)
         y = y * scale[None, :, None] + offset[None, :, None]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .eeg_blocks import TemporalSpatialBlock, _same_pad
+from .eeg_blocks import TemporalSpatialBlock, _same_pad, elu
 
 __all__ = ["EEGNet", "ShallowConvNet"]
 
@@ -72,9 +72,9 @@ class EEGNet(nn.Module):
         if self.training:
             with torch.no_grad():
                 self.classifier.weight.data = torch.renorm(self.classifier.weight.data, 2, 0, self.max_norm_linear)
-        x = self.drop1(self.pool1(F.elu(self.bn1(self.block1(x)))))
+        x = self.drop1(self.pool1(elu(self.bn1(self.block1(x)))))
         x = self.depthwise(F.pad(x, _same_pad(self.kernel2)))
-        x = self.drop2(self.pool2(F.elu(self.bn2(self.pointwise(x)))))
+        x = self.drop2(self.pool2(elu(self.bn2(self.pointwise(x)))))
         return self.classifier(x.flatten(1))
 
 
