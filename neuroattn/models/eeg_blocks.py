@@ -42,6 +42,13 @@ def elu(x: torch.Tensor) -> torch.Tensor:
     return _ELU.apply(x)
 
 
+# Short temporal kernels run as a channels-last 2-D conv, where oneDNN's depthwise kernels vectorise
+# over the filters: forward + backward at 1 thread 14 -> 9 ms (32 x 40 x 500, k = 13) and 24 -> 16 ms
+# (32 x 40 x 1000, k = 13), same values to float rounding. At k = 25 it was as often slower (BaseNet
+# at 250 Hz: 64 x 40 x 1000, 76 -> 107 ms), so longer kernels keep conv1d.
+_CHANNELS_LAST_MAX_KERNEL = 16
+
+
 def _same_pad(k: int) -> tuple[int, int]:
     """(left, right) zero padding of a 'same' convolution with kernel length ``k`` (torch's rule)."""
     left = (k - 1) // 2
@@ -148,10 +155,12 @@ class TemporalSpatialBlock(nn.Module):
         # spatial mix first: (B, F*D, T), then each mixed series through its filter's temporal kernel
         mixed = torch.einsum("fdc,bct->bfdt", s, x).reshape(b, f * d, t)
         kernel = w.repeat_interleave(d, 0).unsqueeze(1)  # (F*D, 1, k)
-        # as a channels-last 2-D conv: oneDNN's depthwise kernels vectorise over the filters there
-        # (forward + backward 14 -> 8 ms at 32 x 40 x 500, k = 13), same values to float rounding
-        xp = F.pad(mixed, _same_pad(k)).unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        y = F.conv2d(xp, kernel.unsqueeze(2), groups=f * d).squeeze(2)
+        xp = F.pad(mixed, _same_pad(k))
+        if k <= _CHANNELS_LAST_MAX_KERNEL:
+            y = F.conv2d(xp.unsqueeze(2).contiguous(memory_format=torch.channels_last), kernel.unsqueeze(2),
+                         groups=f * d).squeeze(2)
+        else:
+            y = F.conv1d(xp, kernel, groups=f * d)
         scale = gain.repeat_interleave(d)
         offset = (shift.unsqueeze(1) * s.sum(2)).reshape(f * d)
         y = y * scale[None, :, None] + offset[None, :, None]
