@@ -23,7 +23,17 @@ def store(tmp_path_factory):
     return FeatureStore(path), np.array(names), Y
 
 
-def test_token_rows_reads_what_tokens_reads(store):
+@pytest.fixture(params=["streamed", "kept"])
+def cache_limit(request, monkeypatch):
+    """Both read paths of TokenRows: batch by batch from the file, or the small layer kept."""
+    import neuroattn.features.store as store_mod
+
+    if request.param == "streamed":
+        monkeypatch.setattr(store_mod, "CACHE_MAX_BYTES", 0)
+    return request.param
+
+
+def test_token_rows_reads_what_tokens_reads(store, cache_limit):
     st, names, _ = store
     order = names[[5, 1, 30, 1, 7]]                      # any order, repeats
     view = st.token_rows("l", order)
@@ -37,10 +47,18 @@ def test_token_rows_reads_what_tokens_reads(store):
     assert np.array_equal(np.concatenate(list(view.iter_batches(2))), full)
     with pytest.raises(IndexError):
         view.take([5])
+    # a small layer is read once and shared with subsets; a large one is never held whole
+    sub = view.subset([0, 1])
+    sub.take([0])
+    kept = view._cache.get("tokens")
+    assert (kept is not None) == (cache_limit == "kept")
+    assert sub._cache is view._cache
+    if kept is not None:
+        assert kept.shape == (40, 16, 6)
 
 
 @pytest.mark.parametrize("model", ["routing", "spatial_feature"])
-def test_streamed_fit_equals_in_memory_fit(store, model):
+def test_streamed_fit_equals_in_memory_fit(store, model, cache_limit):
     st, names, Y = store
     tr, te = names[:32], names[32:]
     params = {"max_epochs": 2, "patience": 2, "batch_size": 8, "progress": False}
