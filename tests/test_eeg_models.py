@@ -150,6 +150,29 @@ def test_elu_equals_torch_elu_values_and_gradients():
         gy.sum().backward()
 
 
+@pytest.mark.parametrize("k", [7, 25, 64])  # 7: channels-last conv; 25, 64: the FFT-gradient function
+def test_depthwise_conv1d_equals_conv1d_values_and_gradients(k):
+    from neuroattn.models.eeg_blocks import depthwise_conv1d
+
+    torch.manual_seed(0)
+    b, g, t = 3, 5, 90
+    x = torch.randn(b, g, t + k - 1, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(g, 1, k, dtype=torch.float64, requires_grad=True)
+    ours, ref = depthwise_conv1d(x, w), F.conv1d(x, w, groups=g)
+    assert ours.shape == (b, g, t)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    gy = torch.randn_like(ref)
+    for a, r in zip(torch.autograd.grad(ours, (x, w), gy), torch.autograd.grad(ref, (x, w), gy)):
+        torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-10)
+    assert torch.autograd.gradcheck(depthwise_conv1d, (x[:1, :2, : 20 + k], w[:2]))
+    # float32, as in training: the FFT gradient agrees with torch's to float rounding
+    x32, w32 = x.detach().float().requires_grad_(), w.detach().float().requires_grad_()
+    a = torch.autograd.grad(depthwise_conv1d(x32, w32), (x32, w32), gy.float())
+    r = torch.autograd.grad(F.conv1d(x32, w32, groups=g), (x32, w32), gy.float())
+    for p, q in zip(a, r):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-4)
+
+
 def test_shallow_composed_kernel_equals_layers():
     torch.manual_seed(0)
     net = ShallowConvNet(8, 2, 200).eval()
