@@ -65,11 +65,12 @@ def _fft_size(n: int) -> int:
 class _DepthwiseConv1d(torch.autograd.Function):
     """``y[b, g, t] = sum_i x[b, g, t + i] w[g, i]`` (CPU), with a fast backward.
 
-    Torch's CPU backward of a depthwise conv1d is 10-40x its forward (k = 64: 0.5 ms forward,
-    20 ms forward + backward). Here the input gradient is the forward conv of the padded output
-    gradient with the flipped kernel, and the kernel gradient, a cross-correlation summed over the
-    batch, is taken by FFT (summed over the batch in the frequency domain): 20 -> 6 ms (k = 64),
-    73 -> 17 ms (64 x 40 x 1000, k = 25). Float32 rounding differs; values agree to ~1e-6 relative.
+    Torch's CPU backward of a depthwise conv1d is 10-40x its forward (k = 64, 32 x 16 x 500: 0.5 ms
+    forward, 14-17 ms forward + backward). Here the input gradient is the forward conv of the padded
+    output gradient with the flipped kernel, and the kernel gradient, a cross-correlation summed
+    over the batch, is taken by FFT (summed over the batch in the frequency domain). Forward +
+    backward at 1 thread: 14-17 -> 5 ms (k = 64), 83-96 -> 39-43 ms (64 x 40 x 1000, k = 25).
+    Float32 rounding differs; values agree to ~1e-6 relative.
     """
 
     @staticmethod
@@ -106,7 +107,7 @@ def depthwise_conv1d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     ``kernel`` (G, 1, k).
 
     On CPU as a channels-last 2-D conv, and for kernels longer than 16 taps through
-    :class:`_DepthwiseConv1d` (same values to float rounding, 3-4x faster forward + backward);
+    :class:`_DepthwiseConv1d` (same values to float rounding, 2-3.5x faster forward + backward);
     elsewhere, and under autocast, ``F.conv1d``.
     """
     if x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
