@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from scipy.fft import next_fast_len
 from torch import nn
 from torch.autograd.function import once_differentiable
 
@@ -50,18 +51,6 @@ def _channels_last_depthwise(x: torch.Tensor, kernel: torch.Tensor) -> torch.Ten
     return F.conv2d(x4, kernel.unsqueeze(2), groups=kernel.shape[0]).squeeze(2)
 
 
-def _fft_size(n: int) -> int:
-    """Smallest 2^a 3^b 5^c >= n (fast pocketfft sizes)."""
-    while True:
-        m = n
-        for p in (2, 3, 5):
-            while m % p == 0:
-                m //= p
-        if m == 1:
-            return n
-        n += 1
-
-
 class _DepthwiseConv1d(torch.autograd.Function):
     """``y[b, g, t] = sum_i x[b, g, t + i] w[g, i]`` (CPU), with a fast backward.
 
@@ -88,7 +77,7 @@ class _DepthwiseConv1d(torch.autograd.Function):
             gx = _channels_last_depthwise(F.pad(gy, (k - 1, k - 1)), kernel.flip(-1))
         if ctx.needs_input_grad[1]:
             # gk[g, i] = sum_b sum_t x[b, g, t + i] gy[b, g, t]: no wrap-around for n >= L
-            n = _fft_size(x.shape[-1])
+            n = next_fast_len(x.shape[-1], real=True)  # 2-3-5-smooth: a fast rfft size
             dt = torch.promote_types(x.dtype, torch.float32)  # no FFT in half precision
             xf = torch.fft.rfft(x.to(dt), n)
             yf = torch.fft.rfft(gy.to(dt), n)
