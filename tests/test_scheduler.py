@@ -2,7 +2,7 @@
 
 Snakemake 9.10-9.16 does not charge a job to ``--cores`` (or to ``mem_mb``) when it is the only
 ready job (snakemake issues #3913, #3815; fixed in 9.17, which needs packaging < 26 and so an older
-nilearn). The default workflow then ran 4-5 one-thread jobs at once on 2 cores, and a laptop's
+nilearn). The default workflow then ran 3-5 one-thread jobs at once on 2 cores, and a laptop's
 memory limit was not kept either.
 """
 import subprocess
